@@ -1,0 +1,520 @@
+"""All of djq's queue SQL: enqueue, claim (SKIP LOCKED), start, finish, release, recover, prune.
+
+Callers on the user side pass a Django ``using`` alias, so an enqueue joins the caller's
+``transaction.atomic()``. The worker's loop passes its own psycopg connection (autocommit,
+server-side binding, so repeated statements get prepared).
+
+Every statement that changes a claimed row checks ``claimed_by``: a worker can only
+start, finish or release rows it still holds, so a row recovered from a worker thought
+dead is never written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connections
+
+from . import states
+from .conf import conf
+
+# Row status (``djq_task.status``): what the queue does with a row, whatever its state.
+WAITING, CLAIMED, STARTED, DONE = 0, 1, 2, 3
+
+#: NOTIFY channel a worker listens on; the payload is the queue name.
+ENQUEUE_CHANNEL = "djq_enqueue"
+#: NOTIFY channel ``AsyncResult.get()`` listens on; the payload is comma-separated task ids.
+DONE_CHANNEL = "djq_done"
+#: NOTIFY channel for control messages to workers (revoke with terminate).
+CONTROL_CHANNEL = "djq_control"
+
+# A NOTIFY payload must stay under 8000 bytes: 36-char ids plus commas.
+_NOTIFY_IDS = 200
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A task row as it is enqueued."""
+
+    id: uuid.UUID
+    name: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    options: str
+    run_at: datetime.datetime
+    date_created: datetime.datetime
+    eta: datetime.datetime | None = None
+    expires: datetime.datetime | None = None
+    retries: int = 0
+    parent_id: uuid.UUID | None = None
+    root_id: uuid.UUID | None = None
+    group_id: uuid.UUID | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row a worker has claimed: everything needed to run it."""
+
+    id: uuid.UUID
+    name: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    options: str
+    retries: int
+    eta: datetime.datetime | None
+    expires: datetime.datetime | None
+    parent_id: uuid.UUID | None
+    root_id: uuid.UUID | None
+    group_id: uuid.UUID | None
+    run_at: datetime.datetime
+    state: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a claimed task ended, to be written by :func:`finish`.
+
+    ``status`` is DONE for a final state, WAITING for a retry (``run_at`` then says
+    when), and ``delete`` drops the row (a result nobody asked to keep).
+    """
+
+    id: uuid.UUID
+    state: str
+    result: str | None
+    traceback: str | None
+    date_done: datetime.datetime
+    status: int = DONE
+    retries: int | None = None
+    run_at: datetime.datetime | None = None
+    delete: bool = False
+    args: str | None = None
+    kwargs: str | None = None
+
+
+_ENQUEUE = f"""
+WITH ins AS (
+    INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created)
+    SELECT v.id, v.name, '{states.PENDING}', {WAITING}, v.queue, v.priority, v.args, v.kwargs,
+        v.options, v.retries, v.eta, v.run_at, v.expires, v.parent_id, v.root_id, v.group_id,
+        v.date_created
+    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
+                %s::text[], %s::int[], %s::timestamptz[], %s::timestamptz[],
+                %s::timestamptz[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])
+        AS v(id, name, queue, priority, args, kwargs, options, retries, eta, run_at, expires,
+             parent_id, root_id, group_id, date_created)
+    ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, state = excluded.state, status = excluded.status,
+        queue = excluded.queue, priority = excluded.priority, args = excluded.args,
+        kwargs = excluded.kwargs, options = excluded.options, retries = excluded.retries,
+        eta = excluded.eta, run_at = excluded.run_at, expires = excluded.expires,
+        parent_id = excluded.parent_id, root_id = excluded.root_id,
+        group_id = excluded.group_id, date_created = excluded.date_created,
+        result = NULL, traceback = NULL, worker = NULL, claimed_by = NULL,
+        date_claimed = NULL, date_started = NULL, date_done = NULL
+    WHERE t.status = {DONE}
+    RETURNING t.queue
+), notified AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM ins) q
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified)
+"""
+
+
+def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
+    """Insert ``messages`` in one statement and wake the workers of their queues.
+
+    Runs on Django's connection, so it joins the caller's transaction: the rows and the
+    NOTIFY commit or roll back together. An id that names a finished task re-queues it
+    under that id; returns how many rows were written (an id still waiting or running is
+    left alone and not counted).
+    """
+    if not messages:
+        return 0
+    columns: list[list[Any]] = [[] for _ in range(15)]
+    for m in messages:
+        for column, value in zip(columns, (
+            m.id, m.name, m.queue, m.priority, m.args, m.kwargs, m.options, m.retries,
+            m.eta, m.run_at, m.expires, m.parent_id, m.root_id, m.group_id, m.date_created,
+        )):
+            column.append(value)
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_ENQUEUE, columns)
+        row = cursor.fetchone()
+    return int(row[0])
+
+
+_CLAIM_COLUMNS = (
+    "t.id, t.name, t.queue, t.priority, t.args, t.kwargs, t.options, t.retries, t.eta, "
+    "t.expires, t.parent_id, t.root_id, t.group_id, t.run_at, t.state"
+)
+
+
+def _claim_sql(queue_count: int) -> str:
+    # One ordered index scan per queue (the ready index leads with queue), merged and
+    # cut to the limit; rows locked by a subquery but not chosen are unlocked when the
+    # statement's transaction ends.
+    pick = (
+        f"(SELECT id, priority, run_at FROM djq_task WHERE status = {WAITING} "
+        "AND queue = %s AND run_at <= now() ORDER BY priority DESC, run_at "
+        "LIMIT %s FOR UPDATE SKIP LOCKED)"
+    )
+    picks = " UNION ALL ".join([pick] * queue_count)
+    if queue_count > 1:
+        picks = f"SELECT id FROM ({picks}) p ORDER BY priority DESC, run_at LIMIT %s"
+    return f"""
+WITH c AS ({picks})
+UPDATE djq_task t SET status = {CLAIMED}, claimed_by = %s, worker = %s, date_claimed = now()
+FROM c WHERE t.id = c.id
+RETURNING {_CLAIM_COLUMNS}
+"""
+
+
+def claim(conn: Any, worker_id: int, hostname: str, queues: Sequence[str],
+          limit: int) -> list[Claimed]:
+    """Claim up to ``limit`` ready rows of ``queues``, highest priority, then oldest, first."""
+    params: list[Any] = []
+    for queue in queues:
+        params += [queue, limit]
+    if len(queues) > 1:
+        params.append(limit)
+    params += [worker_id, hostname]
+    rows = conn.execute(_claim_sql(len(queues)), params).fetchall()
+    claimed = [Claimed(*row) for row in rows]
+    claimed.sort(key=lambda c: (-c.priority, c.run_at))
+    return claimed
+
+
+_NEXT_RUN_AT = f"""
+SELECT min(run_at) FROM djq_task WHERE status = {WAITING} AND queue = ANY(%s)
+"""
+
+
+def next_run_at(conn: Any, queues: Sequence[str]) -> datetime.datetime | None:
+    """When the earliest waiting row of ``queues`` becomes claimable."""
+    row = conn.execute(_NEXT_RUN_AT, [list(queues)]).fetchone()
+    return row[0] if row else None
+
+
+_START = f"""
+UPDATE djq_task SET status = {STARTED}, date_started = now(),
+    state = CASE WHEN id = ANY(%s::uuid[]) THEN '{states.STARTED}' ELSE state END
+WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = {CLAIMED}
+RETURNING id
+"""
+
+
+def start(conn: Any, worker_id: int, ids: Sequence[uuid.UUID],
+          tracked: Sequence[uuid.UUID] = ()) -> set[uuid.UUID]:
+    """Mark claimed rows as started before they run; return the ids still ours to run.
+
+    An id missing from the answer was revoked (or taken back) since it was claimed.
+    ``tracked`` ids (``track_started``) also show the STARTED state.
+    """
+    if not ids:
+        return set()
+    rows = conn.execute(_START, [list(tracked), list(ids), worker_id]).fetchall()
+    return {row[0] for row in rows}
+
+
+_FINISH = f"""
+WITH v AS (
+    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+                         %s::smallint[], %s::int[], %s::timestamptz[], %s::text[], %s::text[])
+        AS v(id, state, result, traceback, date_done, status, retries, run_at, args, kwargs)
+), upd AS (
+    UPDATE djq_task t SET
+        state = v.state, result = v.result, traceback = v.traceback, status = v.status,
+        retries = coalesce(v.retries, t.retries),
+        run_at = coalesce(v.run_at, t.run_at),
+        args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
+        date_done = CASE WHEN v.status = {DONE} THEN v.date_done END,
+        claimed_by = CASE WHEN v.status = {DONE} THEN t.claimed_by END,
+        date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END
+    FROM v
+    WHERE t.id = v.id AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
+    RETURNING t.id, t.status, t.queue
+), del AS (
+    DELETE FROM djq_task t USING unnest(%s::uuid[]) AS d(id)
+    WHERE t.id = d.id AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
+    RETURNING t.id
+), done_notify AS (
+    SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ','))
+    FROM (SELECT id FROM upd WHERE status = {DONE} UNION ALL SELECT id FROM del) d
+    HAVING count(*) > 0
+), wake_notify AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
+    FROM (SELECT DISTINCT queue FROM upd WHERE status = {WAITING}) q
+)
+SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM del),
+       (SELECT count(*) FROM done_notify), (SELECT count(*) FROM wake_notify)
+"""
+
+
+def finish(conn: Any, worker_id: int, outcomes: Iterable[Outcome]) -> int:
+    """Write the outcomes of rows this worker holds, in batches; wake waiting readers.
+
+    Returns how many rows were written. A row no longer held by this worker (revoked,
+    or recovered after a lost lease) is not touched.
+    """
+    written = 0
+    batch: list[Outcome] = []
+    for outcome in outcomes:
+        batch.append(outcome)
+        if len(batch) >= _NOTIFY_IDS:
+            written += _finish_batch(conn, worker_id, batch)
+            batch = []
+    if batch:
+        written += _finish_batch(conn, worker_id, batch)
+    return written
+
+
+def _finish_batch(conn: Any, worker_id: int, batch: list[Outcome]) -> int:
+    keep = [o for o in batch if not o.delete]
+    drop = [o.id for o in batch if o.delete]
+    params = [
+        [o.id for o in keep], [o.state for o in keep], [o.result for o in keep],
+        [o.traceback for o in keep], [o.date_done for o in keep], [o.status for o in keep],
+        [o.retries for o in keep], [o.run_at for o in keep], [o.args for o in keep],
+        [o.kwargs for o in keep], worker_id, drop, worker_id,
+    ]
+    row = conn.execute(_FINISH, params).fetchone()
+    return int(row[0])
+
+
+_RELEASE = f"""
+WITH rel AS (
+    UPDATE djq_task SET status = {WAITING}, claimed_by = NULL, worker = NULL,
+        date_claimed = NULL
+    WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = {CLAIMED}
+    RETURNING queue
+), woke AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM rel) q
+)
+SELECT (SELECT count(*) FROM rel), (SELECT count(*) FROM woke)
+"""
+
+
+def release(conn: Any, worker_id: int, ids: Sequence[uuid.UUID]) -> int:
+    """Hand claimed-but-unstarted rows back to the queue (warm shutdown)."""
+    if not ids:
+        return 0
+    row = conn.execute(_RELEASE, [list(ids), worker_id]).fetchone()
+    return int(row[0])
+
+
+# --- workers and their leases -------------------------------------------------------
+
+_REGISTER = """
+INSERT INTO djq_worker (hostname, pid, pool, concurrency, queues, started_at, last_heartbeat,
+    processed, failed, active, loadavg, sw_ver)
+VALUES (%s, %s, %s, %s, %s, now(), now(), 0, 0, 0, %s, %s)
+RETURNING id
+"""
+
+
+def register_worker(conn: Any, hostname: str, pid: int, pool: str, concurrency: int,
+                    queues: Sequence[str], loadavg: str, sw_ver: str) -> int:
+    row = conn.execute(_REGISTER, [hostname, pid, pool, concurrency, ",".join(queues),
+                                   loadavg, sw_ver]).fetchone()
+    return int(row[0])
+
+
+_HEARTBEAT = """
+UPDATE djq_worker SET last_heartbeat = now(), processed = %s, failed = %s, active = %s,
+    loadavg = %s
+WHERE id = %s AND stopped_at IS NULL
+RETURNING id
+"""
+
+
+def heartbeat(conn: Any, worker_id: int, processed: int, failed: int, active: int,
+              loadavg: str) -> bool:
+    """Renew this worker's lease; False if others already declared it dead."""
+    row = conn.execute(_HEARTBEAT, [processed, failed, active, loadavg, worker_id]).fetchone()
+    return row is not None
+
+
+_STOP_WORKER = "UPDATE djq_worker SET stopped_at = now() WHERE id = %s"
+
+
+def stop_worker(conn: Any, worker_id: int) -> None:
+    conn.execute(_STOP_WORKER, [worker_id])
+
+
+_EXPIRE_WORKERS = """
+UPDATE djq_worker SET stopped_at = now()
+WHERE stopped_at IS NULL AND last_heartbeat < now() - make_interval(secs => %s)
+RETURNING id, hostname
+"""
+
+_ORPHANS = f"""
+SELECT id, name, status, options FROM djq_task
+WHERE claimed_by = ANY(%s::bigint[]) AND status IN ({CLAIMED}, {STARTED})
+"""
+
+_ORPHANS_OF_STOPPED = f"""
+SELECT t.id, t.name, t.status, t.options FROM djq_task t JOIN djq_worker w ON w.id = t.claimed_by
+WHERE t.status IN ({CLAIMED}, {STARTED}) AND w.stopped_at IS NOT NULL
+"""
+
+
+def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
+    """Declare dead every worker whose lease ran out; return (id, hostname) of each."""
+    return [(int(r[0]), r[1]) for r in conn.execute(_EXPIRE_WORKERS, [lease]).fetchall()]
+
+
+def orphans(conn: Any) -> list[tuple[uuid.UUID, str, int, str]]:
+    """In-flight rows held by workers that are no longer alive."""
+    return [tuple(r) for r in conn.execute(_ORPHANS_OF_STOPPED).fetchall()]  # type: ignore[misc]
+
+
+_REQUEUE_ORPHANS = f"""
+WITH r AS (
+    UPDATE djq_task SET status = {WAITING}, claimed_by = NULL, worker = NULL,
+        date_claimed = NULL, date_started = NULL
+    WHERE id = ANY(%s::uuid[]) AND status IN ({CLAIMED}, {STARTED})
+        AND claimed_by IN (SELECT id FROM djq_worker WHERE stopped_at IS NOT NULL)
+    RETURNING queue
+), woke AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM r) q
+)
+SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM woke)
+"""
+
+_FAIL_ORPHANS = f"""
+WITH f AS (
+    UPDATE djq_task SET status = {DONE}, state = '{states.FAILURE}', result = %s,
+        traceback = %s, date_done = now()
+    WHERE id = ANY(%s::uuid[]) AND status = {STARTED}
+        AND claimed_by IN (SELECT id FROM djq_worker WHERE stopped_at IS NOT NULL)
+    RETURNING id
+), done AS (
+    SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ',')) FROM f HAVING count(*) > 0
+)
+SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM done)
+"""
+
+
+def requeue_orphans(conn: Any, ids: Sequence[uuid.UUID]) -> int:
+    """Put rows of dead workers back in their queue."""
+    if not ids:
+        return 0
+    return int(conn.execute(_REQUEUE_ORPHANS, [list(ids)]).fetchone()[0])
+
+
+def fail_orphans(conn: Any, ids: Sequence[uuid.UUID], result: str, traceback: str) -> int:
+    """End started rows of dead workers as FAILURE with the given error."""
+    if not ids:
+        return 0
+    return int(conn.execute(_FAIL_ORPHANS, [result, traceback, list(ids)]).fetchone()[0])
+
+
+_PRUNE = f"""
+DELETE FROM djq_task WHERE id IN (
+    SELECT id FROM djq_task
+    WHERE status = {DONE} AND date_done < now() - make_interval(secs => %s)
+    LIMIT %s FOR UPDATE SKIP LOCKED
+)
+"""
+
+_PRUNE_WORKERS = """
+DELETE FROM djq_worker w WHERE stopped_at < now() - make_interval(secs => %s)
+    AND NOT EXISTS (SELECT 1 FROM djq_task t WHERE t.claimed_by = w.id AND t.status IN (1, 2))
+"""
+
+
+def prune(conn: Any, older_than: float, batch: int) -> int:
+    """Delete up to ``batch`` finished rows older than ``older_than`` seconds."""
+    cursor = conn.execute(_PRUNE, [older_than, batch])
+    deleted = int(cursor.rowcount)
+    conn.execute(_PRUNE_WORKERS, [max(older_than, 3600.0)])
+    return deleted
+
+
+# --- control ------------------------------------------------------------------------
+
+REVOKE_WAITING = f"""
+WITH r AS (
+    UPDATE djq_task SET status = {DONE}, state = '{states.REVOKED}', result = %s,
+        date_done = now()
+    WHERE id = %s AND status IN ({WAITING}, {CLAIMED})
+    RETURNING id, name
+), n AS (
+    SELECT pg_notify('{DONE_CHANNEL}', id::text) FROM r
+)
+SELECT r.name, (SELECT count(*) FROM n) FROM r
+"""
+
+REQUEST_TERMINATE = f"SELECT pg_notify('{CONTROL_CHANNEL}', %s)"
+
+
+# --- reads and writes from user code (Django's connection) -------------------------
+
+_FETCH = """
+SELECT id, name, state, status, queue, args, kwargs, result, traceback, retries, worker,
+    date_created, date_started, date_done, parent_id, root_id, group_id, eta, expires,
+    options, priority
+FROM djq_task WHERE id = %s
+"""
+
+FETCH_FIELDS = (
+    "id", "name", "state", "status", "queue", "args", "kwargs", "result", "traceback",
+    "retries", "worker", "date_created", "date_started", "date_done", "parent_id", "root_id",
+    "group_id", "eta", "expires", "options", "priority",
+)
+
+
+def fetch(task_id: str | uuid.UUID, using: str | None = None) -> dict[str, Any] | None:
+    """The stored row of ``task_id`` as a dict, or None if djq does not know it."""
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_FETCH, [_as_uuid(task_id)])
+        row = cursor.fetchone()
+    return dict(zip(FETCH_FIELDS, row)) if row else None
+
+
+
+_CHILDREN = "SELECT id FROM djq_task WHERE parent_id = %s ORDER BY date_created"
+
+
+def children(task_id: str | uuid.UUID, using: str | None = None) -> list[uuid.UUID]:
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_CHILDREN, [_as_uuid(task_id)])
+        return [row[0] for row in cursor.fetchall()]
+
+
+_UPDATE_STATE = f"""
+UPDATE djq_task SET state = %s, result = %s WHERE id = %s AND status <> {DONE}
+"""
+
+
+def update_state(task_id: str | uuid.UUID, state: str, meta: str | None,
+                 using: str | None = None) -> int:
+    """Store a custom state and its meta on an unfinished row."""
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_UPDATE_STATE, [state, meta, _as_uuid(task_id)])
+        return int(cursor.rowcount)
+
+
+
+
+_FORGET = f"DELETE FROM djq_task WHERE id = %s AND status = {DONE}"
+
+
+def forget(task_id: str | uuid.UUID, using: str | None = None) -> int:
+    """Delete the stored result of a finished task; its id then reads PENDING."""
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_FORGET, [_as_uuid(task_id)])
+        return int(cursor.rowcount)
+
+
+def _as_uuid(value: str | uuid.UUID) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

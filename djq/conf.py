@@ -1,0 +1,52 @@
+"""djq's settings: ``settings.DJQ`` over Celery-named defaults, read on access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "task_track_started": False,
+    "task_ignore_result": False,
+    "task_store_errors_even_if_ignored": False,
+    "task_acks_late": False,
+    "task_time_limit": None,
+    "task_soft_time_limit": None,
+    "task_default_queue": "default",
+    "task_default_priority": 0,
+    "task_default_retry_delay": 180,
+    "task_max_retries": 3,
+    "task_always_eager": False,
+    "task_eager_propagates": False,
+    "worker_concurrency": None,
+    "worker_prefetch_multiplier": 4,
+    "worker_send_task_events": False,
+    "result_expires": 86400,
+    "database": "default",
+    "api_permission_classes": ["rest_framework.permissions.IsAdminUser"],
+    "api_enqueue_allowlist": [],
+    "api_owner_scoped": False,
+    # djq's own (no Celery equivalent): how workers find each other's death.
+    "worker_heartbeat_interval": 5.0,  # seconds between heartbeat writes
+    "worker_lease": 20.0,  # a worker silent this long is dead; its tasks are recovered
+    "worker_poll_interval": 1.0,  # fallback poll when no NOTIFY arrives
+    "worker_prune_interval": 30.0,  # how often a worker prunes expired results
+    "worker_prune_batch": 1000,  # rows deleted per prune statement
+}
+
+
+class Settings:
+    """Attribute access to DJQ settings; unknown names raise AttributeError."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown djq setting: {name!r}")
+        user = getattr(settings, "DJQ", None) or {}
+        return user.get(name, DEFAULTS[name])
+
+    def user_keys(self) -> set[str]:
+        return set((getattr(settings, "DJQ", None) or {}).keys())
+
+
+conf = Settings()

@@ -1,0 +1,66 @@
+"""Acting on tasks: revoke, retry, forget, purge. Shared by AsyncResult, admin, API and CLI."""
+
+from __future__ import annotations
+
+import json
+import signal as signal_module
+import uuid
+from typing import Any
+
+from django.db import connections
+
+from . import broker, serialization, signals, states
+from .conf import conf
+from .exceptions import TaskRevokedError
+from .task import Context, registry
+from .trace import exception_to_dict
+
+
+def _signum(sig: str | int) -> int:
+    if isinstance(sig, int):
+        return sig
+    name = sig.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signal_module, name))
+    except AttributeError as exc:
+        raise ValueError(f"Unknown signal {sig!r}") from exc
+
+
+def revoke(task_id: str | uuid.UUID, terminate: bool = False, signal: str | int = "SIGTERM",
+           using: str | None = None) -> str:
+    """Revoke a task. Returns what happened: ``"revoked"`` (it will never run),
+    ``"terminating"`` (its worker was told to kill it), ``"running"`` (started, left to
+    finish), ``"finished"`` or ``"unknown"``."""
+    tid = uuid.UUID(str(task_id))
+    signum = _signum(signal) if terminate else None
+    result = serialization.dumps(exception_to_dict(TaskRevokedError("revoked")))
+    using = using or conf.database
+    with connections[using].cursor() as cursor:
+        cursor.execute(broker.REVOKE_WAITING, [result, tid])
+        row = cursor.fetchone()
+        if row is not None:
+            _send_revoked(row[0], str(tid), terminated=False, signum=None)
+            return "revoked"
+        cursor.execute("SELECT status FROM djq_task WHERE id = %s", [tid])
+        found = cursor.fetchone()
+        if found is None:
+            return "unknown"
+        if found[0] == broker.DONE:
+            return "finished"
+        if not terminate:
+            return "running"
+        cursor.execute(broker.REQUEST_TERMINATE,
+                       [json.dumps({"revoke": str(tid), "signal": signum})])
+    return "terminating"
+
+
+def _send_revoked(name: str, task_id: str, terminated: bool, signum: Any) -> None:
+    task = registry.get(name)
+    signals.send(signals.task_revoked, sender=task,
+                 request=Context(id=task_id, task=name, called_directly=False),
+                 terminated=terminated, signum=signum, expired=False)
+
+
+__all__ = ["revoke", "states"]

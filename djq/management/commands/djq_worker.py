@@ -1,0 +1,82 @@
+"""``python manage.py djq_worker``: run a worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from djq.conf import conf
+from djq.utils.log import TaskFormatter
+from djq.worker import Worker
+
+
+def configure_logging(level: str) -> None:
+    """Log djq's worker and task records to stderr at ``level`` (Celery's -l)."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise CommandError(f"Unknown log level {level!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TaskFormatter())
+    for name in ("djq", "djq.task"):
+        log = logging.getLogger(name)
+        log.setLevel(numeric)
+        if not any(getattr(h, "_djq", False) for h in log.handlers):
+            handler._djq = True  # type: ignore[attr-defined]
+            log.addHandler(handler)
+            log.propagate = False
+        break
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise CommandError(f"expected a whole number, got {value!r}") from exc
+    if number < 1:
+        raise CommandError(f"expected a number of 1 or more, got {number}")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Start a djq worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("-c", "--concurrency", type=int, default=None,
+                            help="Number of pool processes/threads (default: CPU count)")
+        parser.add_argument("-Q", "--queues", default=None,
+                            help="Comma-separated queues to consume (default: the default queue)")
+        parser.add_argument("-P", "--pool", default="prefork",
+                            choices=["prefork", "threads", "solo"])
+        parser.add_argument("--prefetch-multiplier", type=int, default=None)
+        parser.add_argument("-n", "--hostname", default=None, help="Worker name")
+        parser.add_argument("--max-tasks-per-child", type=int, default=None)
+        parser.add_argument("-E", "--task-events", action="store_true", default=None,
+                            help="Send task events")
+        parser.add_argument("-l", "--loglevel", default="INFO")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["loglevel"])
+        for key in ("concurrency", "prefetch_multiplier", "max_tasks_per_child"):
+            if options[key] is not None and options[key] < (0 if key == "prefetch_multiplier"
+                                                            else 1):
+                raise CommandError(f"--{key.replace('_', '-')} must be 1 or more")
+        pool = options["pool"]
+        if pool != "prefork" and (conf.task_time_limit or conf.task_soft_time_limit):
+            raise CommandError(
+                f"Time limits (task_time_limit/task_soft_time_limit) need the prefork pool; "
+                f"-P {pool} cannot enforce them. Use -P prefork or unset the limits."
+            )
+        queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
+        worker = Worker(
+            concurrency=options["concurrency"], queues=queues or None, pool=pool,
+            prefetch_multiplier=options["prefetch_multiplier"], hostname=options["hostname"],
+            max_tasks_per_child=options["max_tasks_per_child"],
+            send_events=options["task_events"],
+        )
+        worker.install_signal_handlers()
+        code = worker.run()
+        if code:
+            sys.exit(code)

@@ -1,0 +1,102 @@
+"""djq's rows. Queue logic lives in :mod:`djq.broker`; this module only describes tables.
+
+One row of :class:`Task` holds a task for its whole life: its message while it waits,
+its claim while a worker holds it, and its result once it is done. ``status`` drives
+the queue; ``state`` is what users see (Celery's state names, or a custom one).
+Partial indexes keep each phase's lookups independent of how much history the table
+holds: the claim reads only waiting rows, recovery only in-flight rows, pruning only
+finished rows.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from . import broker, states
+
+
+class Status(models.IntegerChoices):
+    WAITING = broker.WAITING, "waiting"
+    CLAIMED = broker.CLAIMED, "claimed"
+    STARTED = broker.STARTED, "started"
+    DONE = broker.DONE, "done"
+
+
+class Task(models.Model):
+    id = models.UUIDField(primary_key=True)
+    name = models.CharField(max_length=255)
+    state = models.CharField(max_length=50, default=states.PENDING)
+    status = models.SmallIntegerField(choices=Status.choices, default=Status.WAITING)
+    queue = models.CharField(max_length=200)
+    priority = models.IntegerField(default=0)
+    args = models.TextField(default="[]", help_text="JSON list")
+    kwargs = models.TextField(default="{}", help_text="JSON object")
+    options = models.TextField(default="{}", help_text="JSON object: headers, callbacks, limits")
+    result = models.TextField(null=True, blank=True, help_text="JSON: return value, meta or error")
+    traceback = models.TextField(null=True, blank=True)
+    retries = models.IntegerField(default=0)
+    eta = models.DateTimeField(null=True, blank=True)
+    run_at = models.DateTimeField(help_text="Not claimed before this time")
+    expires = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, null=True, blank=True)
+    claimed_by = models.BigIntegerField(null=True, blank=True, help_text="djq_worker.id")
+    parent_id = models.UUIDField(null=True, blank=True)
+    root_id = models.UUIDField(null=True, blank=True)
+    group_id = models.UUIDField(null=True, blank=True)
+    date_created = models.DateTimeField()
+    date_claimed = models.DateTimeField(null=True, blank=True)
+    date_started = models.DateTimeField(null=True, blank=True)
+    date_done = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "djq_task"
+        indexes = [
+            models.Index(
+                fields=["queue", "-priority", "run_at"],
+                name="djq_task_ready",
+                condition=Q(status=Status.WAITING),
+            ),
+            models.Index(
+                fields=["claimed_by"],
+                name="djq_task_inflight",
+                condition=Q(status__in=[Status.CLAIMED, Status.STARTED]),
+            ),
+            models.Index(
+                fields=["date_done"], name="djq_task_done", condition=Q(status=Status.DONE)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.id}] {self.state}"
+
+
+class Worker(models.Model):
+    """One row per running (or lately stopped) worker process: its heartbeat lease."""
+
+    id = models.BigAutoField(primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    pool = models.CharField(max_length=20)
+    concurrency = models.IntegerField()
+    queues = models.TextField(help_text="Comma-separated queue names")
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    processed = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    active = models.IntegerField(default=0)
+    loadavg = models.CharField(max_length=64, blank=True, default="")
+    sw_ver = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        db_table = "djq_worker"
+        indexes = [
+            models.Index(
+                fields=["last_heartbeat"], name="djq_worker_alive",
+                condition=Q(stopped_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (pid {self.pid})"

@@ -1,0 +1,537 @@
+"""Tasks: the ``@task`` decorator, the :class:`Task` class and the registry of names."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, overload
+
+from django.utils import timezone
+
+from . import broker, serialization, signals, states
+from .canvas import Signature
+from .conf import conf
+from .exceptions import (
+    DuplicateTaskError,
+    MaxRetriesExceededError,
+    NotRegistered,
+    Retry,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Registry(dict[str, "Task"]):
+    """Registered tasks by name."""
+
+    def __missing__(self, name: str) -> Task:
+        raise NotRegistered(f"Task of kind {name!r} is not registered")
+
+    def register(self, task: Task) -> Task:
+        self[task.name] = task
+        return task
+
+
+registry = Registry()
+
+
+class Context:
+    """``task.request``: what the running task knows about its own call."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] | tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = {}
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    is_eager: bool = False
+    called_directly: bool = True
+    ignore_result: bool = False
+    callbacks: list[dict[str, Any]] | None = None
+    errbacks: list[dict[str, Any]] | None = None
+    headers: dict[str, Any] | None = None
+    timelimit: tuple[float | None, float | None] = (None, None)
+    priority: int | None = None
+    origin: str | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "id", "task", "args", "kwargs", "retries", "eta", "expires", "hostname",
+            "delivery_info", "root_id", "parent_id", "group", "is_eager", "called_directly",
+            "ignore_result",
+        )}
+
+    def __repr__(self) -> str:
+        return f"<Context: {self.as_dict()!r}>"
+
+
+class _RequestStack(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[Context] = []
+
+
+# Options of Celery's apply_async that have no meaning with a Postgres broker; accepted
+# (a Celery project passes them) and ignored.
+_IGNORED_OPTIONS = frozenset({
+    "exchange", "routing_key", "exchange_type", "compression", "retry", "retry_policy",
+    "add_to_parent", "producer", "connection", "publisher", "delivery_mode", "mandatory",
+    "immediate", "reply_to", "correlation_id", "serializer",
+})
+_EXTRA_OPTIONS = frozenset({
+    "parent_id", "root_id", "group_id", "retries", "time_limit", "soft_time_limit",
+    "argsrepr", "kwargsrepr", "shadow", "chord", "using",
+})
+
+
+def _origin() -> str:
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+def _to_datetime(value: Any, name: str) -> datetime.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    return float(value)
+
+
+def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> int:
+    """Celery's ``get_exponential_backoff_interval``: seconds before retry ``retries + 1``."""
+    countdown = min(maximum, factor * (2 ** retries))
+    if full_jitter:
+        countdown = random.randrange(int(countdown) + 1)
+    return max(0, int(countdown))
+
+
+class Task:
+    """A registered function that can run inline or be sent to workers."""
+
+    name: str = ""
+    typing: bool = True
+    bind: bool = False
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    queue: str | None = None
+    priority: int | None = None
+    ignore_result: bool | None = None
+    store_errors_even_if_ignored: bool | None = None
+    track_started: bool | None = None
+    acks_late: bool | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: dict[str, Any] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    rate_limit: str | None = None
+    reject_on_worker_lost: bool | None = None
+
+    _SENTINEL: Any = object()
+
+    def __init__(self, fun: Callable[..., Any] | None = None, **options: Any) -> None:
+        self._stack = _RequestStack()
+        for key, value in options.items():
+            if not hasattr(type(self), key) and key not in {"name", "bind"}:
+                raise TypeError(f"Unknown task option {key!r}")
+            setattr(self, key, value)
+        if "max_retries" not in options and type(self).max_retries == Task.max_retries:
+            self.max_retries = self._SENTINEL  # resolved from conf at retry time
+        if "default_retry_delay" not in options:
+            self.default_retry_delay = self._SENTINEL
+        self.autoretry_for = tuple(self.autoretry_for or ())
+        self.dont_autoretry_for = tuple(self.dont_autoretry_for or ())
+        if fun is not None:
+            self.run = fun  # type: ignore[method-assign]
+            self.__wrapped__ = fun
+            self.__doc__ = fun.__doc__
+            self.__module__ = fun.__module__
+            self.__name__ = fun.__name__
+            self.__qualname__ = getattr(fun, "__qualname__", fun.__name__)
+            if not self.name:
+                self.name = f"{fun.__module__}.{fun.__name__}"
+        self._signature = inspect.signature(self.run) if self.typing else None
+        if self._signature is not None and self.bind:
+            params = list(self._signature.parameters.values())[1:]
+            self._signature = self._signature.replace(parameters=params)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Tasks must define the run method.")
+
+    # -- resolved options ----------------------------------------------------------------
+    def _opt(self, value: Any, setting: str) -> Any:
+        return getattr(conf, setting) if value is None or value is self._SENTINEL else value
+
+    @property
+    def resolved_max_retries(self) -> int | None:
+        if self.max_retries is self._SENTINEL:
+            return conf.task_max_retries  # type: ignore[no-any-return]
+        return self.max_retries
+
+    @property
+    def resolved_retry_delay(self) -> float:
+        return float(self._opt(self.default_retry_delay, "task_default_retry_delay"))
+
+    def option(self, attr: str) -> Any:
+        """A task option, falling back to the global ``task_<attr>`` setting."""
+        return self._opt(getattr(self, attr), f"task_{attr}")
+
+    # -- the request -----------------------------------------------------------------------
+    @property
+    def request(self) -> Context:
+        stack = self._stack.stack
+        return stack[-1] if stack else Context()
+
+    def push_request(self, *args: Any, **kwargs: Any) -> None:
+        self._stack.stack.append(Context(*args, **kwargs))
+
+    def pop_request(self) -> None:
+        self._stack.stack.pop()
+
+    # -- calling -----------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task inline, in this process."""
+        stack = self._stack.stack
+        if not stack or stack[-1].called_directly:
+            self.push_request(args=args, kwargs=kwargs)
+            try:
+                return self._call_run(args, kwargs)
+            finally:
+                self.pop_request()
+        return self._call_run(args, kwargs)
+
+    def _call_run(self, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
+        if self.bind:
+            return self.run(self, *args, **kwargs)
+        return self.run(*args, **kwargs)
+
+    def check_arguments(self, args: Any, kwargs: dict[str, Any]) -> None:
+        """Raise TypeError at call time if the arguments do not fit the function."""
+        if self._signature is None:
+            return
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from exc
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Send the task with these arguments; returns an ``AsyncResult`` at once."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: datetime.datetime | None = None,
+        expires: float | datetime.datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        task_id: str | uuid.UUID | None = None,
+        link: Signature | list[Signature] | None = None,
+        link_error: Signature | list[Signature] | None = None,
+        ignore_result: bool | None = None,
+        headers: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Send the task to a worker; returns an ``AsyncResult`` at once.
+
+        Everything is checked and encoded before anything is stored: a bad option or an
+        argument JSON cannot carry raises here and leaves no row behind.
+        """
+        from .result import AsyncResult
+
+        message, headers_out = self._build_message(
+            args, kwargs, countdown, eta, expires, queue, priority, task_id, link,
+            link_error, ignore_result, headers, options,
+        )
+        if conf.task_always_eager:
+            return self.apply(
+                args, kwargs, task_id=str(message.id), link=link, link_error=link_error,
+                ignore_result=ignore_result, headers=headers, **options,
+            )
+        using = options.get("using")
+        body = (list(args or ()), dict(kwargs or {}), {})
+        signals.send(signals.before_task_publish, sender=self.name, body=body,
+                     exchange="", routing_key=message.queue, headers=headers_out,
+                     properties={"priority": message.priority}, declare=[],
+                     retry_policy=None)
+        if broker.enqueue([message], using=using) == 0:
+            raise DuplicateTaskError(
+                f"Task id={message.id} is already waiting or running; not sent again"
+            )
+        signals.send(signals.after_task_publish, sender=self.name, body=body, exchange="",
+                     routing_key=message.queue, headers=headers_out)
+        return AsyncResult(str(message.id), task_name=self.name, using=using)
+
+    def _build_message(
+        self, args: Any, kwargs: dict[str, Any] | None, countdown: Any, eta: Any,
+        expires: Any, queue: str | None, priority: int | None, task_id: Any, link: Any,
+        link_error: Any, ignore_result: bool | None, headers: dict[str, Any] | None,
+        options: dict[str, Any],
+    ) -> tuple[broker.Message, dict[str, Any]]:
+        unknown = set(options) - _IGNORED_OPTIONS - _EXTRA_OPTIONS
+        if unknown:
+            raise TypeError(f"apply_async() got unexpected options: {sorted(unknown)}")
+        if options.get("serializer") not in (None, "json"):
+            raise ValueError("djq sends JSON only; serializer must be 'json'")
+        args = list(args) if args is not None else []
+        if not isinstance(kwargs or {}, dict):
+            raise TypeError("kwargs must be a dict")
+        kwargs = dict(kwargs or {})
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        now = timezone.now()
+        countdown_s = _seconds(countdown, "countdown")
+        eta_dt = _to_datetime(eta, "eta")
+        if countdown_s is not None and eta_dt is not None:
+            raise ValueError("Give countdown or eta, not both")
+        if countdown_s is not None:
+            eta_dt = now + datetime.timedelta(seconds=countdown_s)
+        if isinstance(expires, datetime.datetime):
+            expires_dt = _to_datetime(expires, "expires")
+        else:
+            expires_s = _seconds(expires, "expires")
+            expires_dt = None if expires_s is None else now + datetime.timedelta(seconds=expires_s)
+        queue = queue if queue is not None else (self.queue or conf.task_default_queue)
+        if not isinstance(queue, str) or not queue:
+            raise ValueError("queue must be a non-empty string")
+        priority = priority if priority is not None else self.priority
+        if priority is None:
+            priority = conf.task_default_priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError("priority must be an integer")
+        if task_id is None:
+            tid = uuid.uuid4()
+        else:
+            try:
+                tid = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
+            except ValueError as exc:
+                raise ValueError(f"task_id must be a UUID, not {task_id!r}") from exc
+        if headers is not None and not isinstance(headers, dict):
+            raise TypeError("headers must be a dict")
+        links = _signature_list(link, "link")
+        errbacks = _signature_list(link_error, "link_error")
+        parent_id = options.get("parent_id")
+        root_id = options.get("root_id")
+        group_id = options.get("group_id")
+        if parent_id is None:
+            current = _current_request()
+            if current is not None and current.id:
+                parent_id = current.id
+                root_id = root_id or current.root_id or current.id
+        root_id = root_id or str(tid)
+        opts: dict[str, Any] = {}
+        if links:
+            opts["link"] = links
+        if errbacks:
+            opts["link_error"] = errbacks
+        if ignore_result is not None:
+            opts["ignore_result"] = bool(ignore_result)
+        for key in ("time_limit", "soft_time_limit", "shadow", "chord"):
+            if options.get(key) is not None:
+                opts[key] = options[key]
+        if headers:
+            opts["headers"] = headers
+        args_json = serialization.dumps(args)
+        kwargs_json = serialization.dumps(kwargs)
+        options_json = serialization.dumps(opts)
+        message = broker.Message(
+            id=tid, name=self.name, queue=queue, priority=priority, args=args_json,
+            kwargs=kwargs_json, options=options_json, run_at=eta_dt or now, date_created=now,
+            eta=eta_dt, expires=expires_dt, retries=int(options.get("retries") or 0),
+            parent_id=_maybe_uuid(parent_id), root_id=_maybe_uuid(root_id),
+            group_id=_maybe_uuid(group_id),
+        )
+        headers_out = {
+            "lang": "py", "task": self.name, "id": str(tid), "root_id": str(root_id),
+            "parent_id": str(parent_id) if parent_id else None,
+            "group": str(group_id) if group_id else None,
+            "eta": eta_dt.isoformat() if eta_dt else None,
+            "expires": expires_dt.isoformat() if expires_dt else None,
+            "retries": message.retries,
+            "argsrepr": options.get("argsrepr") or repr(tuple(args)),
+            "kwargsrepr": options.get("kwargsrepr") or repr(kwargs),
+            "origin": _origin(), "ignore_result": bool(ignore_result),
+            **(headers or {}),
+        }
+        return message, headers_out
+
+    def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None,
+              task_id: str | None = None, link: Any = None, link_error: Any = None,
+              retries: int = 0, throw: bool | None = None, **options: Any) -> Any:
+        """Run the task inline as a worker would, returning an ``EagerResult``."""
+        from .result import EagerResult
+        from .trace import trace_eager
+
+        args = list(args or ())
+        kwargs = dict(kwargs or {})
+        task_id = task_id or str(uuid.uuid4())
+        if throw is None:
+            throw = conf.task_eager_propagates
+        request = Context(
+            id=task_id, task=self.name, args=args, kwargs=kwargs, retries=retries,
+            is_eager=True, called_directly=False, hostname=socket.gethostname(),
+            callbacks=_signature_list(link, "link"), errbacks=_signature_list(link_error,
+                                                                               "link_error"),
+            root_id=options.get("root_id") or task_id, parent_id=options.get("parent_id"),
+            group=options.get("group_id"), delivery_info={"is_eager": True},
+            ignore_result=bool(options.get("ignore_result")),
+        )
+        state, value, tb = trace_eager(self, request, throw=bool(throw))
+        return EagerResult(task_id, value, state, traceback=tb, name=self.name)
+
+    # -- inside a task -----------------------------------------------------------------
+    def retry(self, args: Any = None, kwargs: dict[str, Any] | None = None,
+              exc: BaseException | None = None, throw: bool = True,
+              eta: datetime.datetime | None = None, countdown: float | None = None,
+              max_retries: int | None = None, **options: Any) -> Retry:
+        """Retry this task later, keeping its id; ``raise self.retry(...)``.
+
+        Past ``max_retries`` it raises ``exc`` if given, else MaxRetriesExceededError.
+        """
+        request = self.request
+        if request.called_directly:
+            raise exc or Retry("Task can be retried", None)
+        limit = max_retries if max_retries is not None else self.resolved_max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{tuple(request.args)} "
+                f"kwargs:{request.kwargs}",
+                task_args=request.args, task_kwargs=request.kwargs,
+            )
+        if eta is None and countdown is None:
+            countdown = self.resolved_retry_delay
+        when: Any = eta if eta is not None else countdown
+        ret = Retry(exc=exc, when=when)
+        ret.retry_args = list(args) if args is not None else None  # type: ignore[attr-defined]
+        ret.retry_kwargs = dict(kwargs) if kwargs is not None else None  # type: ignore[attr-defined]
+        ret.eta = (_to_datetime(eta, "eta") if eta is not None else  # type: ignore[attr-defined]
+                   timezone.now() + datetime.timedelta(seconds=float(countdown or 0)))
+        if request.is_eager:
+            # As Celery does: run the retry at once, inline, and hand back its result.
+            result = self.apply(
+                ret.retry_args if ret.retry_args is not None else request.args,  # type: ignore[attr-defined]
+                ret.retry_kwargs if ret.retry_kwargs is not None else request.kwargs,  # type: ignore[attr-defined]
+                task_id=request.id, retries=request.retries + 1, throw=True,
+                link=request.callbacks, link_error=request.errbacks,
+            )
+            ret.eager_result = result  # type: ignore[attr-defined]
+        if throw:
+            raise ret
+        return ret
+
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Store a custom state (e.g. PROGRESS) with ``meta``; ``AsyncResult.info`` reads it."""
+        request = self.request
+        task_id = task_id or request.id
+        if task_id is None or request.is_eager and task_id == request.id:
+            return
+        broker.update_state(task_id, state or states.PENDING, serialization.dumps(meta))
+
+    # -- conveniences ----------------------------------------------------------------------
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, task_name=self.name, **kwargs)
+
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
+        starkwargs.setdefault("type", self)
+        return Signature(self, args, *starargs, **starkwargs)
+
+    subtask = signature
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        return self.signature(args, kwargs, immutable=True)
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+
+def _current_request() -> Context | None:
+    from .trace import current_request
+
+    return current_request()
+
+
+def _maybe_uuid(value: Any) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _signature_list(value: Any, name: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, Task):
+            item = item.s()
+        if not isinstance(item, dict) or "task" not in item:
+            raise TypeError(f"{name} must be a signature or a list of signatures")
+        out.append(Signature.from_dict(item))
+    return out
+
+
+@overload
+def task(fun: Callable[..., Any]) -> Task: ...
+@overload
+def task(*, name: str | None = ..., base: type[Task] | None = ...,
+         **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(fun: Callable[..., Any] | None = None, *, name: str | None = None,
+         base: type[Task] | None = None, **options: Any) -> Any:
+    """Make a function a djq task: ``@task`` or ``@task(bind=True, max_retries=5, ...)``."""
+
+    def create(f: Callable[..., Any]) -> Task:
+        cls = base or Task
+        opts = dict(options)
+        if name:
+            opts["name"] = name
+        instance = cls(f, **opts)
+        existing = registry.get(instance.name)
+        if existing is not None and getattr(existing, "__wrapped__", None) is f:
+            return existing
+        return registry.register(instance)
+
+    if fun is not None and callable(fun) and not options and name is None and base is None:
+        return create(fun)
+    if fun is not None:
+        raise TypeError("@task takes keyword options only: @task(bind=True, ...)")
+    return create
+
+
+shared_task = task

@@ -1,0 +1,337 @@
+"""The worker's main loop: claim ready rows, mark them started, hand them to the pool,
+and write what the pool produced, all in batches on one connection.
+
+Lifecycle of a row in a worker: claimed (status CLAIMED, kept in ``self.buffer``) ->
+marked started in the same round trip that hands it to a free pool slot (status
+STARTED) -> finished (status DONE or, for a retry, WAITING again). On a warm shutdown the
+buffer is handed back; a worker that dies is recovered by the others through its lease.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import psycopg
+from django.utils import timezone
+
+from .. import broker, serialization, signals, states
+from ..conf import conf
+from ..db import open_connection
+from ..exceptions import TaskRevokedError, WorkerLostError
+from ..task import Context, registry
+from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
+from .maintenance import Maintenance, loadavg
+from .pools import Finished, Pool, make_pool
+
+logger = logging.getLogger("djq.worker")
+
+VERSION = "0.1.0"
+
+
+def default_hostname() -> str:
+    return f"djq@{socket.gethostname()}"
+
+
+class Worker:
+    """One ``djq_worker`` process."""
+
+    def __init__(
+        self,
+        concurrency: int | None = None,
+        queues: list[str] | None = None,
+        pool: str = "prefork",
+        prefetch_multiplier: int | None = None,
+        hostname: str | None = None,
+        max_tasks_per_child: int | None = None,
+        using: str | None = None,
+        send_events: bool | None = None,
+    ) -> None:
+        self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        if pool == "solo":
+            self.concurrency = 1
+        self.queues = queues or [conf.task_default_queue]
+        self.pool_kind = pool
+        multiplier = (prefetch_multiplier if prefetch_multiplier is not None
+                      else conf.worker_prefetch_multiplier)
+        self.prefetch = max(1, self.concurrency * max(1, int(multiplier)))
+        self.hostname = hostname or default_hostname()
+        self.max_tasks_per_child = max_tasks_per_child
+        self.using = using or conf.database
+        self.send_events = bool(conf.worker_send_task_events if send_events is None
+                                else send_events)
+        self.buffer: deque[broker.Claimed] = deque()
+        self.worker_id = 0
+        self.conn: psycopg.Connection[Any] | None = None
+        self.pool: Pool | None = None
+        self.maintenance: Maintenance | None = None
+        self.stop_requested = 0  # 0 running, 1 warm, 2 cold
+        self.sigterms = 0
+        self.sigints = 0
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.processed = 0
+        self.failed = 0
+        self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
+        self.next_eta_check = 0.0
+        self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
+
+    # -- signals ---------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGQUIT, self._on_sigquit)
+
+    def _wake(self) -> None:
+        try:
+            self.wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.sigterms += 1
+        if self.stop_requested < 1:
+            logger.warning("worker: Warm shutdown (SIGTERM)")
+        self.stop_requested = max(self.stop_requested, 1)
+        self._wake()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.sigints += 1
+        if self.sigints == 1:
+            logger.warning("worker: Hitting Ctrl+C again will terminate all running tasks!")
+            logger.warning("worker: Warm shutdown (MainProcess)")
+            self.stop_requested = max(self.stop_requested, 1)
+        else:
+            logger.warning("worker: Cold shutdown (MainProcess)")
+            self.stop_requested = 2
+        self._wake()
+
+    def _on_sigquit(self, signum: int, frame: Any) -> None:
+        logger.warning("worker: Cold shutdown (SIGQUIT)")
+        self.stop_requested = 2
+        self._wake()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until asked to stop; returns the process exit code."""
+        signals.send(signals.worker_init, sender=self)
+        self.conn = self._connect()
+        self.worker_id = broker.register_worker(
+            self.conn, self.hostname, os.getpid(), self.pool_kind, self.concurrency,
+            self.queues, loadavg(), VERSION,
+        )
+        self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
+                              self.max_tasks_per_child)
+        self.pool.start()
+        self.maintenance = Maintenance(self)
+        self.maintenance.start()
+        logger.info("%s ready: pool=%s concurrency=%d queues=%s id=%d", self.hostname,
+                    self.pool_kind, self.concurrency, ",".join(self.queues), self.worker_id)
+        signals.send(signals.worker_ready, sender=self)
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = open_connection(self.using, application_name=f"djq worker {self.hostname}")
+        conn.execute(f'LISTEN "{broker.ENQUEUE_CHANNEL}"')
+        conn.execute(f'LISTEN "{broker.CONTROL_CHANNEL}"')
+        return conn
+
+    def _loop(self) -> None:
+        assert self.pool is not None and self.conn is not None
+        while not self.stop_requested:
+            self._wait(self._timeout())
+            self._drain_notifies()
+            self._write_finished(self.pool.collect())
+            self._dispatch()
+            if self._should_claim():
+                self._claim()
+                self._dispatch()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        if self.buffer and self.pool is not None and self.pool.free_slots():
+            return 0.0
+        wait = conf.worker_poll_interval
+        if self.next_claim_at:
+            wait = min(wait, max(0.0, self.next_claim_at - now))
+        if self.maintenance is not None:
+            wait = min(wait, 1.0)
+        return max(0.0, wait)
+
+    def _wait(self, timeout: float) -> None:
+        assert self.pool is not None and self.conn is not None
+        waitables = [self.conn.fileno(), self.wake_r, *self.pool.waitables()]
+        if timeout <= 0:
+            return
+        from multiprocessing.connection import wait as mp_wait
+
+        try:
+            ready = mp_wait(waitables, timeout)
+        except InterruptedError:
+            return
+        if self.wake_r in ready:
+            try:
+                while self.wake_r.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def _drain_notifies(self) -> None:
+        assert self.conn is not None
+        pgconn = self.conn.pgconn
+        pgconn.consume_input()
+        while (n := pgconn.notifies()) is not None:
+            channel = n.relname.decode()
+            payload = n.extra.decode()
+            if channel == broker.ENQUEUE_CHANNEL:
+                if payload in self.queues:
+                    self.next_claim_at = 0.0
+                    self.next_eta_check = 0.0
+            elif channel == broker.CONTROL_CHANNEL:
+                self._on_control(payload)
+
+    def _on_control(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            logger.warning("Ignoring malformed control message: %r", payload)
+            return
+        task_id = message.get("revoke")
+        signum = message.get("signal") or signal.SIGTERM
+        if task_id and self.pool is not None and task_id in self.pool.running():
+            if self.pool.kill_task(task_id, int(signum)):
+                logger.info("Terminating task id=%s with signal %s", task_id, signum)
+                self._terminated[task_id] = int(signum)
+
+    # -- claiming and dispatching -------------------------------------------------------
+    def _should_claim(self) -> bool:
+        if self.stop_requested or len(self.buffer) >= self.prefetch:
+            return False
+        return time.monotonic() >= self.next_claim_at
+
+    def _claim(self) -> None:
+        assert self.conn is not None
+        want = self.prefetch - len(self.buffer)
+        claimed = broker.claim(self.conn, self.worker_id, self.hostname, self.queues, want)
+        for row in claimed:
+            logger.info("Task %s[%s] received", row.name, row.id)
+        if signals.task_received.has_listeners():
+            for row in claimed:
+                signals.send(signals.task_received, sender=self,
+                             request=Context(id=str(row.id), task=row.name,
+                                             hostname=self.hostname, called_directly=False))
+        self.buffer.extend(claimed)
+        if len(claimed) < want:
+            # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
+            now = time.monotonic()
+            self.next_claim_at = now + conf.worker_poll_interval
+            if now >= self.next_eta_check:
+                self.next_eta_check = now + conf.worker_poll_interval
+                nxt = broker.next_run_at(self.conn, self.queues)
+                if nxt is not None:
+                    delay = (nxt - timezone.now()).total_seconds()
+                    self.next_claim_at = min(self.next_claim_at, now + max(0.0, delay))
+        else:
+            self.next_claim_at = 0.0
+
+    def _dispatch(self) -> None:
+        assert self.pool is not None and self.conn is not None
+        free = self.pool.free_slots()
+        while free > 0 and self.buffer:
+            batch = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
+            tracked = [c.id for c in batch if _track_started(c.name)]
+            ours = broker.start(self.conn, self.worker_id, [c.id for c in batch], tracked)
+            for row in batch:
+                if row.id in ours:
+                    self.pool.submit(claimed_to_dict(row))
+                else:
+                    logger.info("Discarding revoked task %s[%s]", row.name, row.id)
+            free = self.pool.free_slots()
+            if free and not self.buffer and not self.stop_requested and self._should_claim():
+                self._claim()
+
+    # -- writing outcomes -------------------------------------------------------------
+    def _write_finished(self, finished: list[Finished]) -> None:
+        if not finished:
+            return
+        assert self.conn is not None
+        outcomes: list[broker.Outcome] = []
+        for f in finished:
+            if f.lost is not None:
+                outcomes.append(self._lost_outcome(f))
+            else:
+                outcomes.extend(f.outcomes)
+        for o in outcomes:
+            if o.status == broker.DONE:
+                self.processed += 1
+                if o.state == states.FAILURE:
+                    self.failed += 1
+        broker.finish(self.conn, self.worker_id, outcomes)
+
+    def _lost_outcome(self, f: Finished) -> broker.Outcome:
+        signum = self._terminated.pop(f.task_id, None)
+        now = timezone.now()
+        if signum is not None:
+            exc: BaseException = TaskRevokedError("terminated")
+            return broker.Outcome(id=uuid.UUID(f.task_id), state=states.REVOKED,
+                                  result=serialization.dumps(exception_to_dict(exc)),
+                                  traceback=None, date_done=now)
+        exc = WorkerLostError(f.lost or "Worker exited prematurely.")
+        return broker.Outcome(
+            id=uuid.UUID(f.task_id), state=states.FAILURE,
+            result=serialization.dumps(exception_to_dict(exc)),
+            traceback=ExceptionInfo(exc).traceback, date_done=now,
+        )
+
+    # -- shutdown ----------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        cold = self.stop_requested >= 2
+        try:
+            if self.conn is not None and self.buffer:
+                released = broker.release(self.conn, self.worker_id, [c.id for c in self.buffer])
+                logger.info("Handed %d claimed task(s) back to the queue", released)
+                self.buffer.clear()
+            if self.pool is not None:
+                if not cold:
+                    self._drain_running()
+                self.pool.stop(cold=cold)
+                if self.conn is not None:
+                    self._write_finished(self.pool.collect())
+        finally:
+            if self.maintenance is not None:
+                self.maintenance.stop()
+            if self.conn is not None:
+                try:
+                    broker.stop_worker(self.conn, self.worker_id)
+                finally:
+                    self.conn.close()
+            signals.send(signals.worker_shutdown, sender=self)
+
+    def _drain_running(self) -> None:
+        """Warm shutdown: let running tasks finish, writing each outcome as it comes."""
+        assert self.pool is not None
+        while self.pool.running() and self.stop_requested < 2:
+            self._wait(0.5)
+            self._write_finished(self.pool.collect())
+
+
+def _track_started(name: str) -> bool:
+    task = registry.get(name)
+    if task is None:
+        return bool(conf.task_track_started)
+    return bool(task.option("track_started"))
+
+
+__all__ = ["Worker", "default_hostname"]

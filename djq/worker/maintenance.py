@@ -1,0 +1,146 @@
+"""The worker's maintenance thread: renews its lease, recovers the tasks of workers that
+died, and prunes expired results. It has its own connection, so a long task in the
+``solo`` pool or a busy loop never lets the lease lapse."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from .. import broker, serialization
+from ..conf import conf
+from ..db import open_connection
+from ..exceptions import WorkerLostError
+from ..task import registry
+from ..trace import ExceptionInfo, exception_to_dict
+
+if TYPE_CHECKING:
+    from .consumer import Worker
+
+logger = logging.getLogger("djq.worker")
+
+
+def acks_late(name: str) -> bool:
+    task = registry.get(name)
+    if task is None:
+        return bool(conf.task_acks_late)
+    return bool(task.option("acks_late"))
+
+
+def recover(conn: Any, lease: float) -> tuple[int, int]:
+    """Declare workers past their lease dead and recover their rows.
+
+    Unstarted rows go back to their queue; started ones too under ``acks_late``, and
+    otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns
+    (requeued, failed).
+    """
+    for worker_id, hostname in broker.expire_workers(conn, lease):
+        logger.warning("Worker %s (id=%d) missed its heartbeat for %.0fs: recovering its tasks",
+                       hostname, worker_id, lease)
+    rows = broker.orphans(conn)
+    if not rows:
+        return 0, 0
+    requeue = [r[0] for r in rows if r[2] == broker.CLAIMED or acks_late(r[1])]
+    lost = [r[0] for r in rows if r[0] not in set(requeue)]
+    requeued = broker.requeue_orphans(conn, requeue)
+    exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
+    failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
+                                 ExceptionInfo(exc).traceback)
+    if requeued or failed:
+        logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
+                       "WorkerLostError", requeued, failed)
+    return requeued, failed
+
+
+class Maintenance(threading.Thread):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="djq-maintenance", daemon=True)
+        self.worker = worker
+        self.stopped = threading.Event()
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        interval = float(conf.worker_heartbeat_interval)
+        next_recover = 0.0
+        next_prune = time.monotonic() + 5.0
+        backoff = 1.0
+        while not self.stopped.is_set():
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = open_connection(self.worker.using,
+                                                application_name="djq maintenance")
+                self._heartbeat()
+                now = time.monotonic()
+                if now >= next_recover:
+                    recover(self.conn, float(conf.worker_lease))
+                    next_recover = now + max(1.0, float(conf.worker_lease) / 4)
+                if now >= next_prune:
+                    self._prune()
+                    next_prune = now + float(conf.worker_prune_interval)
+                backoff = 1.0
+            except psycopg.Error as exc:
+                logger.error("Maintenance: database error (%s); retrying in %.0fs", exc, backoff)
+                self._drop_connection()
+                self.stopped.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception:  # noqa: BLE001 - the thread must outlive any bug
+                logger.exception("Maintenance: unexpected error")
+            self.stopped.wait(interval)
+        self._drop_connection()
+
+    def _heartbeat(self) -> None:
+        w = self.worker
+        pool = w.pool
+        active = len(pool.running()) if pool is not None else 0
+        alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
+                                 loadavg())
+        if not alive and not w.stop_requested:
+            # Others declared us dead (e.g. after a long outage) and recovered our rows;
+            # writes under the old id are refused by the database. Start afresh.
+            old = w.worker_id
+            w.worker_id = broker.register_worker(
+                self.conn, w.hostname, os.getpid(), w.pool_kind, w.concurrency,
+                w.queues, loadavg(), "",
+            )
+            logger.error("Lease of worker id=%d was lost; continuing as id=%d", old,
+                         w.worker_id)
+
+    def _prune(self) -> None:
+        expires = conf.result_expires
+        if not expires:
+            return
+        total = 0
+        deadline = time.monotonic() + 2.0
+        batch = int(conf.worker_prune_batch)
+        while time.monotonic() < deadline:
+            deleted = broker.prune(self.conn, float(expires), batch)
+            total += deleted
+            if deleted < batch:
+                break
+        if total:
+            logger.info("Pruned %d expired result(s)", total)
+
+    def _drop_connection(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.conn = None
+
+
+def loadavg() -> str:
+    try:
+        return ",".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return ""

@@ -1,0 +1,372 @@
+"""Execution pools: where claimed tasks run. The consumer hands a pool rows already
+marked started and collects what each produced.
+
+- ``prefork`` (default): forked child processes, one task at a time each, talking to the
+  parent over pipes. A child that dies mid-task is noticed at once (its sentinel).
+- ``threads``: a thread per slot in the worker process.
+- ``solo``: the task runs in the consumer's own thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import socket
+import threading
+import time
+import uuid
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from django.db import close_old_connections, connections
+
+from .. import broker, signals
+from ..trace import execute
+
+logger = logging.getLogger("djq.worker")
+
+
+@dataclasses.dataclass(slots=True)
+class Finished:
+    """A task a pool is done with: its outcomes, or why it was lost."""
+
+    task_id: str
+    outcomes: list[broker.Outcome]
+    lost: str | None = None  # set when the process running it died
+
+
+class Pool(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def free_slots(self) -> int: ...
+    def submit(self, row: dict[str, Any]) -> None: ...
+    def waitables(self) -> list[Any]: ...
+    def collect(self) -> list[Finished]: ...
+    def running(self) -> dict[str, float]: ...
+    def kill_task(self, task_id: str, signum: int) -> bool: ...
+    def stop(self, cold: bool = False) -> None: ...
+
+
+def outcome_to_json(o: broker.Outcome) -> list[Any]:
+    return [str(o.id), o.state, o.result, o.traceback, o.date_done.isoformat(), o.status,
+            o.retries, o.run_at.isoformat() if o.run_at else None, o.delete, o.args, o.kwargs]
+
+
+def outcome_from_json(v: list[Any]) -> broker.Outcome:
+    return broker.Outcome(
+        id=uuid.UUID(v[0]), state=v[1], result=v[2], traceback=v[3],
+        date_done=datetime.datetime.fromisoformat(v[4]), status=v[5], retries=v[6],
+        run_at=datetime.datetime.fromisoformat(v[7]) if v[7] else None, delete=v[8],
+        args=v[9], kwargs=v[10],
+    )
+
+
+def _after_task() -> None:
+    # As Celery's Django fix-up does: drop connections that are broken or past
+    # CONN_MAX_AGE, so one task's connection trouble is not the next one's.
+    close_old_connections()
+
+
+# --- solo -----------------------------------------------------------------------------
+
+
+class SoloPool:
+    name = "solo"
+
+    def __init__(self, hostname: str, **kwargs: Any) -> None:
+        self.hostname = hostname
+        self.done: list[Finished] = []
+        self.current: dict[str, float] = {}
+
+    def start(self) -> None:
+        signals.send(signals.worker_process_init, sender=None)
+
+    def free_slots(self) -> int:
+        return 1
+
+    def submit(self, row: dict[str, Any]) -> None:
+        self.current = {row["id"]: time.monotonic()}
+        try:
+            self.done.append(Finished(row["id"], execute(row, self.hostname)))
+        finally:
+            self.current = {}
+            _after_task()
+
+    def waitables(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Finished]:
+        done, self.done = self.done, []
+        return done
+
+    def running(self) -> dict[str, float]:
+        return dict(self.current)
+
+    def kill_task(self, task_id: str, signum: int) -> bool:
+        return False
+
+    def stop(self, cold: bool = False) -> None:
+        pass
+
+
+# --- threads --------------------------------------------------------------------------
+
+
+class ThreadPool:
+    name = "threads"
+
+    def __init__(self, hostname: str, concurrency: int, **kwargs: Any) -> None:
+        self.hostname = hostname
+        self.concurrency = concurrency
+        self.inbox: queue_module.SimpleQueue[dict[str, Any] | None] = queue_module.SimpleQueue()
+        self.lock = threading.Lock()
+        self.done: list[Finished] = []
+        self.current: dict[str, float] = {}
+        self.threads: list[threading.Thread] = []
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+
+    def start(self) -> None:
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._work, name=f"djq-worker-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _work(self) -> None:
+        signals.send(signals.worker_process_init, sender=None)
+        while True:
+            row = self.inbox.get()
+            if row is None:
+                break
+            try:
+                outcomes = execute(row, self.hostname)
+            finally:
+                _after_task()
+            with self.lock:
+                self.current.pop(row["id"], None)
+                self.done.append(Finished(row["id"], outcomes))
+            try:
+                self.wake_w.send(b"\0")
+            except BlockingIOError:
+                pass  # the consumer is already due to wake
+        connections.close_all()
+
+    def free_slots(self) -> int:
+        with self.lock:
+            return self.concurrency - len(self.current)
+
+    def submit(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            self.current[row["id"]] = time.monotonic()
+        self.inbox.put(row)
+
+    def waitables(self) -> list[Any]:
+        return [self.wake_r]
+
+    def collect(self) -> list[Finished]:
+        try:
+            while self.wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self.lock:
+            done, self.done = self.done, []
+        return done
+
+    def running(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.current)
+
+    def kill_task(self, task_id: str, signum: int) -> bool:
+        return False  # a thread cannot be killed; the task runs to its end
+
+    def stop(self, cold: bool = False) -> None:
+        for _ in self.threads:
+            self.inbox.put(None)
+        if not cold:
+            for t in self.threads:
+                t.join()
+
+
+# --- prefork --------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, hostname: str, max_tasks: int | None) -> None:
+    """A pool process: run one task at a time until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    # Django connections inherited from the parent are the parent's: forget them
+    # without closing (psycopg never closes a connection from another pid).
+    for alias in connections:
+        connections[alias].connection = None
+    signals.send(signals.worker_process_init, sender=None)
+    done = 0
+    try:
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                break  # the parent is gone
+            if data == b"stop":
+                break
+            row = json.loads(data)
+            try:
+                outcomes = execute(row, hostname)
+            finally:
+                _after_task()
+            done += 1
+            retire = max_tasks is not None and done >= max_tasks
+            conn.send_bytes(json.dumps(
+                [row["id"], [outcome_to_json(o) for o in outcomes], retire]).encode())
+            if retire:
+                break
+    finally:
+        signals.send(signals.worker_process_shutdown, sender=None, pid=os.getpid(), exitcode=0)
+        connections.close_all()
+
+
+class _Child:
+    __slots__ = ("process", "conn", "task_id", "started", "retiring")
+
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.task_id: str | None = None
+        self.started = 0.0
+        self.retiring = False
+
+
+class PreforkPool:
+    name = "prefork"
+
+    def __init__(self, hostname: str, concurrency: int, max_tasks_per_child: int | None = None,
+                 **kwargs: Any) -> None:
+        self.hostname = hostname
+        self.concurrency = concurrency
+        self.max_tasks_per_child = max_tasks_per_child
+        self.children: list[_Child] = []
+        self.ctx = multiprocessing.get_context("fork")
+        self.stopping = False
+        self.pending_lost: list[Finished] = []
+
+    def start(self) -> None:
+        for _ in range(self.concurrency):
+            self.children.append(self._spawn())
+
+    def _spawn(self) -> _Child:
+        # Close Django's connections first so no socket is shared across the fork.
+        connections.close_all()
+        parent_conn, child_conn = self.ctx.Pipe(duplex=True)
+        process = self.ctx.Process(
+            target=_child_main, args=(child_conn, self.hostname, self.max_tasks_per_child),
+            name="djq-pool", daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return _Child(process, parent_conn)
+
+    def free_slots(self) -> int:
+        return sum(1 for c in self.children if c.task_id is None and not c.retiring)
+
+    def submit(self, row: dict[str, Any]) -> None:
+        for child in self.children:
+            if child.task_id is None and not child.retiring:
+                child.task_id = row["id"]
+                child.started = time.monotonic()
+                try:
+                    child.conn.send_bytes(json.dumps(row).encode())
+                except OSError:
+                    pass  # the child died; collect() will report the task lost
+                return
+        raise RuntimeError("No free pool process")
+
+    def waitables(self) -> list[Any]:
+        out: list[Any] = []
+        for c in self.children:
+            out.append(c.conn)
+            out.append(c.process.sentinel)
+        return out
+
+    def collect(self) -> list[Finished]:
+        finished, self.pending_lost = self.pending_lost, []
+        for i, child in enumerate(list(self.children)):
+            try:
+                while child.conn.poll():
+                    task_id, outcomes, retire = json.loads(child.conn.recv_bytes())
+                    finished.append(Finished(task_id, [outcome_from_json(o) for o in outcomes]))
+                    child.task_id = None
+                    child.retiring = bool(retire)
+            except (EOFError, OSError):
+                pass  # the child is gone; its sentinel says so below
+            if not child.process.is_alive():
+                child.process.join()
+                if child.task_id is not None:
+                    reason = self._death_reason(child.process.exitcode)
+                    logger.error("Process %s running task id=%s exited: %s",
+                                 child.process.pid, child.task_id, reason)
+                    finished.append(Finished(child.task_id, [], lost=reason))
+                child.conn.close()
+                self.children.remove(child)
+                if not self.stopping:
+                    self.children.append(self._spawn())
+        return finished
+
+    @staticmethod
+    def _death_reason(exitcode: int | None) -> str:
+        if exitcode is not None and exitcode < 0:
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = str(-exitcode)
+            return f"Worker exited prematurely: signal {-exitcode} ({name})."
+        return f"Worker exited prematurely: exitcode {exitcode}."
+
+    def running(self) -> dict[str, float]:
+        return {c.task_id: c.started for c in self.children if c.task_id is not None}
+
+    def kill_task(self, task_id: str, signum: int) -> bool:
+        for child in self.children:
+            if child.task_id == task_id and child.process.pid:
+                try:
+                    os.kill(child.process.pid, signum)
+                except ProcessLookupError:
+                    pass
+                return True
+        return False
+
+    def stop(self, cold: bool = False) -> None:
+        self.stopping = True
+        for child in self.children:
+            if cold:
+                child.process.kill()
+            else:
+                try:
+                    child.conn.send_bytes(b"stop")
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 10
+        for child in self.children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
+
+
+def make_pool(kind: str, hostname: str, concurrency: int,
+              max_tasks_per_child: int | None) -> Pool:
+    if kind == "prefork":
+        return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child)
+    if kind == "threads":
+        return ThreadPool(hostname, concurrency)
+    if kind == "solo":
+        return SoloPool(hostname)
+    raise ValueError(f"Unknown pool {kind!r}: use prefork, threads or solo")
