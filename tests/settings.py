@@ -1,0 +1,31 @@
+"""Test settings: the demo project plus a test app whose tasks the workers import.
+
+Worker subprocesses started by the tests read two environment variables:
+``DJQ_TEST_DATABASE_NAME`` (the test database pytest-django created) and
+``DJQ_TEST_OVERRIDES`` (JSON merged into ``DJQ``), since settings overridden inside a
+test do not reach another process.
+"""
+
+import json
+import os
+
+from demo_project.settings import *  # noqa: F401,F403
+from demo_project.settings import DATABASES, DJQ, INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+if os.environ.get("DJQ_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["DJQ_TEST_DATABASE_NAME"]
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["DJQ_TEST_DATABASE_NAME"]}
+
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DJQ = {
+    **DJQ,
+    "task_track_started": False,
+    "worker_heartbeat_interval": 0.5,
+    "worker_lease": 4.0,
+    **json.loads(os.environ.get("DJQ_TEST_OVERRIDES") or "{}"),
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

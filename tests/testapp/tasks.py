@@ -1,0 +1,196 @@
+"""Tasks the tests send to real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from djq import task
+from djq.exceptions import SoftTimeLimitExceeded
+from djq.utils.log import get_task_logger
+
+from .models import SideEffect
+
+logger = get_task_logger(__name__)
+
+
+@task
+def add(x: Any, y: Any) -> Any:
+    return x + y
+
+
+@task
+def echo(*args: Any, **kwargs: Any) -> Any:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def identity(value: Any) -> Any:
+    return value
+
+
+@task
+def noop(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+@task
+def record(key: str, value: str = "") -> int:
+    SideEffect.objects.create(key=key, value=value, pid=os.getpid())
+    return os.getpid()
+
+
+@task
+def sleep(seconds: float, key: str | None = None) -> float:
+    if key:
+        SideEffect.objects.create(key=key, value="start", pid=os.getpid())
+    time.sleep(seconds)
+    if key:
+        SideEffect.objects.create(key=key, value="end", pid=os.getpid())
+    return seconds
+
+
+@task
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+class CustomError(Exception):
+    pass
+
+
+@task
+def fail_custom(message: str = "custom") -> None:
+    raise CustomError(message)
+
+
+@task
+def raise_system_exit() -> None:
+    raise SystemExit(3)
+
+
+@task
+def raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt()
+
+
+@task
+def exit_process(code: int = 1) -> None:
+    os._exit(code)
+
+
+@task
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(bind=True)
+def custom_state(self: Any, state: str, meta: Any, hold: float = 0.0) -> str:
+    self.update_state(state=state, meta=meta)
+    time.sleep(hold)
+    return "done"
+
+
+@task(bind=True)
+def progress(self: Any, steps: int, delay: float) -> int:
+    for i in range(steps):
+        self.update_state(state="PROGRESS", meta={"progress": int(100 * (i + 1) / steps)})
+        time.sleep(delay)
+    return steps
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0.2)
+def div(self: Any, x: float, y: float) -> float:
+    try:
+        return x / y
+    except ZeroDivisionError as exc:
+        raise self.retry(exc=exc)
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0.2)
+def retry_without_exc(self: Any) -> None:
+    raise self.retry()
+
+
+@task(bind=True, max_retries=None, default_retry_delay=0.05)
+def retry_until(self: Any, key: str, succeed_after: int) -> int:
+    SideEffect.objects.create(key=key, value=str(self.request.retries))
+    if self.request.retries < succeed_after:
+        raise self.retry()
+    return self.request.retries
+
+
+@task(autoretry_for=(ZeroDivisionError,), retry_backoff=0.1, retry_backoff_max=0.2,
+      retry_jitter=False, max_retries=3)
+def auto_div(x: float, y: float) -> float:
+    return x / y
+
+
+@task(bind=True)
+def request_info(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    r = self.request
+    return {
+        "id": r.id, "task": r.task, "args": r.args, "kwargs": r.kwargs, "retries": r.retries,
+        "eta": r.eta, "expires": r.expires, "hostname": r.hostname,
+        "delivery_info": r.delivery_info, "root_id": r.root_id, "parent_id": r.parent_id,
+        "group": r.group, "is_eager": r.is_eager, "called_directly": r.called_directly,
+        "ignore_result": r.ignore_result,
+    }
+
+
+@task(ignore_result=True)
+def ignored(value: Any) -> Any:
+    return value
+
+
+@task(ignore_result=True)
+def ignored_fail() -> None:
+    raise ValueError("ignored failure")
+
+
+@task(track_started=True)
+def tracked_sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task(name="custom.name")
+def named() -> str:
+    return "named"
+
+
+@task
+def returns_unencodable() -> Any:
+    return object()
+
+
+@task
+def soft_limited(seconds: float) -> str:
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@task
+def log_something(message: str) -> str:
+    logger.info("task says %s", message)
+    return message
+
+
+@task
+def errback_one(task_id: str) -> None:
+    SideEffect.objects.create(key="errback_one", value=task_id)
+
+
+@task
+def errback_three(request: Any, exc: Any, traceback: Any) -> None:
+    SideEffect.objects.create(key="errback_three", value=f"{request.id}|{type(exc).__name__}")
+
+
+@task
+def spawn_child(value: Any) -> str:
+    return str(add.delay(value, 1).id)
