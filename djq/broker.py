@@ -238,7 +238,8 @@ WITH v AS (
         args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
         date_done = CASE WHEN v.status = {DONE} THEN v.date_done END,
         claimed_by = CASE WHEN v.status = {DONE} THEN t.claimed_by END,
-        date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END
+        date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END,
+        date_started = CASE WHEN v.status = {DONE} THEN t.date_started END
     FROM v
     WHERE t.id = v.id AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
     RETURNING t.id, t.status, t.queue
@@ -356,10 +357,6 @@ WHERE stopped_at IS NULL AND last_heartbeat < now() - make_interval(secs => %s)
 RETURNING id, hostname
 """
 
-_ORPHANS = f"""
-SELECT id, name, status, options FROM djq_task
-WHERE claimed_by = ANY(%s::bigint[]) AND status IN ({CLAIMED}, {STARTED})
-"""
 
 _ORPHANS_OF_STOPPED = f"""
 SELECT t.id, t.name, t.status, t.options FROM djq_task t JOIN djq_worker w ON w.id = t.claimed_by

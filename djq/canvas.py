@@ -85,11 +85,12 @@ class Signature(dict):  # type: ignore[type-arg]
 
     @property
     def type(self) -> Task:
+        """The task; for a name this process has not registered, a stand-in that can
+        still be sent (a worker that knows the name runs it)."""
         if getattr(self, "_type", None) is None:
-            from .task import registry
+            from .task import registry, unregistered
 
-            self._type = registry.get(self.task)
-        assert self._type is not None
+            self._type = registry.get(self.task) or unregistered(self.task)
         return self._type
 
     # -- building ---------------------------------------------------------------------

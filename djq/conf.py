@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     # djq's own (no Celery equivalent): how workers find each other's death.
     "worker_heartbeat_interval": 5.0,  # seconds between heartbeat writes
     "worker_lease": 20.0,  # a worker silent this long is dead; its tasks are recovered
-    "worker_poll_interval": 1.0,  # fallback poll when no NOTIFY arrives
+    "worker_poll_interval": 5.0,  # fallback poll; NOTIFY wakes workers as work arrives
     "worker_prune_interval": 30.0,  # how often a worker prunes expired results
     "worker_prune_batch": 1000,  # rows deleted per prune statement
 }

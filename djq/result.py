@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import datetime
 import importlib
 import time
@@ -153,7 +152,8 @@ class AsyncResult:
 
     # -- waiting -------------------------------------------------------------------------
     def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5, **kwargs: Any) -> Any:
+            interval: float = 0.5, disable_sync_subtasks: bool = True,
+            **kwargs: Any) -> Any:
         """Wait until the task is ready and return its result.
 
         Waits on LISTEN/NOTIFY: each finished task wakes its readers, so this does not
@@ -162,37 +162,40 @@ class AsyncResult:
         the task's own exception when it failed and ``propagate`` is true.
         """
         from .db import drop_result_listener, result_listener
+        from .trace import current_request
 
+        if disable_sync_subtasks and current_request() is not None:
+            raise RuntimeError(
+                "Never call result.get() within a task: it can deadlock the worker "
+                "(pass disable_sync_subtasks=False if you must)"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         listener = None
-        try:
-            while True:
-                if listener is None:
-                    try:
-                        listener = result_listener(self.using)
-                    except psycopg.Error:
-                        listener = None  # fall back to reading every ``interval``
-                row = self._row()
-                if row is not None and row["state"] in states.READY_STATES:
-                    return self._finish(row, propagate)
-                wait = interval if interval and interval > 0 else 0.5
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError("The operation timed out.")
-                    wait = min(wait, remaining)
-                if listener is None:
-                    time.sleep(wait)
-                    continue
+        while True:
+            if listener is None:
                 try:
-                    self._wait_for(listener, wait, deadline)
+                    listener = result_listener(self.using)
                 except psycopg.Error:
-                    drop_result_listener(self.using)
-                    listener = None
-        finally:
-            pass
+                    listener = None  # fall back to reading every ``interval``
+            row = self._row()
+            if row is not None and row["state"] in states.READY_STATES:
+                return self._finish(row, propagate)
+            wait = interval if interval and interval > 0 else 0.5
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("The operation timed out.")
+                wait = min(wait, remaining)
+            if listener is None:
+                time.sleep(wait)
+                continue
+            try:
+                self._wait_for(listener, wait)
+            except psycopg.Error:
+                drop_result_listener(self.using)
+                listener = None
 
-    def _wait_for(self, listener: Any, wait: float, deadline: float | None) -> None:
+    def _wait_for(self, listener: Any, wait: float) -> None:
         end = time.monotonic() + wait
         while True:
             for _, payload in listener.wait(max(0.0, end - time.monotonic())):
@@ -283,4 +286,4 @@ class EagerResult(AsyncResult):
         self._state = states.REVOKED
 
 
-__all__ = ["AsyncResult", "EagerResult", "exception_from_dict", "builtins"]
+__all__ = ["AsyncResult", "EagerResult", "exception_from_dict"]

@@ -479,6 +479,15 @@ class Task:
         return f"<@task: {self.name}>"
 
 
+def unregistered(name: str) -> Task:
+    """A task known only by name: it can be sent, not run here."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        raise NotRegistered(f"Task of kind {name!r} is not registered")
+
+    return Task(run, name=name, typing=False)
+
+
 def _current_request() -> Context | None:
     from .trace import current_request
 

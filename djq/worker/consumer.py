@@ -28,7 +28,7 @@ from ..db import open_connection
 from ..exceptions import TaskRevokedError, WorkerLostError
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
-from .maintenance import Maintenance, loadavg
+from .maintenance import Maintenance, acks_late, loadavg
 from .pools import Finished, Pool, make_pool
 
 logger = logging.getLogger("djq.worker")
@@ -83,6 +83,7 @@ class Worker:
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
         self.next_eta_check = 0.0
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
+        self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -255,6 +256,7 @@ class Worker:
             ours = broker.start(self.conn, self.worker_id, [c.id for c in batch], tracked)
             for row in batch:
                 if row.id in ours:
+                    self.inflight[str(row.id)] = row
                     self.pool.submit(claimed_to_dict(row))
                 else:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
@@ -269,7 +271,16 @@ class Worker:
         assert self.conn is not None
         outcomes: list[broker.Outcome] = []
         for f in finished:
-            if f.lost is not None:
+            claimed = self.inflight.pop(f.task_id, None)
+            if f.lost is not None and claimed is not None and acks_late(claimed.name) \
+                    and f.task_id not in self._terminated:
+                logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
+                               claimed.name, f.task_id, f.lost)
+                outcomes.append(broker.Outcome(
+                    id=claimed.id, state=states.PENDING, result=None, traceback=None,
+                    date_done=timezone.now(), status=broker.WAITING,
+                ))
+            elif f.lost is not None:
                 outcomes.append(self._lost_outcome(f))
             else:
                 outcomes.extend(f.outcomes)

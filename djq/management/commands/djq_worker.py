@@ -18,16 +18,13 @@ def configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise CommandError(f"Unknown log level {level!r}")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TaskFormatter())
-    for name in ("djq", "djq.task"):
-        log = logging.getLogger(name)
-        log.setLevel(numeric)
-        if not any(getattr(h, "_djq", False) for h in log.handlers):
-            handler._djq = True  # type: ignore[attr-defined]
-            log.addHandler(handler)
-            log.propagate = False
-        break
+    log = logging.getLogger("djq")  # task loggers are children: djq.task.<module>
+    log.setLevel(numeric)
+    if not any(isinstance(h.formatter, TaskFormatter) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(TaskFormatter())
+        log.addHandler(handler)
+        log.propagate = False
 
 
 def positive_int(value: str) -> int:
