@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(EMBEDDED) $(PY) -m bench $(BENCH_ARGS)
 
 check: $(STAMP)
-	$(EMBEDDED) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run'
+	$(EMBEDDED) sh -c '$(PY) manage.py check && $(PY) manage.py makemigrations --check --dry-run && $(VENV)/bin/mypy djq'
 
 clean:
 	rm -rf $(VENV) .djq .pytest_cache .mypy_cache

@@ -371,7 +371,7 @@ def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
 
 def orphans(conn: Any) -> list[tuple[uuid.UUID, str, int, str]]:
     """In-flight rows held by workers that are no longer alive."""
-    return [tuple(r) for r in conn.execute(_ORPHANS_OF_STOPPED).fetchall()]  # type: ignore[misc]
+    return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(_ORPHANS_OF_STOPPED).fetchall()]
 
 
 _REQUEUE_ORPHANS = f"""

@@ -81,7 +81,8 @@ class Signature(dict):  # type: ignore[type-arg]
 
     @property
     def id(self) -> str | None:
-        return self["options"].get("task_id")
+        task_id = self["options"].get("task_id")
+        return None if task_id is None else str(task_id)
 
     @property
     def type(self) -> Task:
@@ -91,6 +92,7 @@ class Signature(dict):  # type: ignore[type-arg]
             from .task import registry, unregistered
 
             self._type = registry.get(self.task) or unregistered(self.task)
+        assert self._type is not None
         return self._type
 
     # -- building ---------------------------------------------------------------------
@@ -149,12 +151,14 @@ class Signature(dict):  # type: ignore[type-arg]
                     **options: Any) -> AsyncResult:
         """Send the task, with partial ``args`` prepended and ``kwargs``/options merged."""
         merged_args, merged_kwargs, merged_opts = self._merge(args, kwargs, options)
-        return self.type.apply_async(merged_args, merged_kwargs, **merged_opts)
+        result: AsyncResult = self.type.apply_async(merged_args, merged_kwargs, **merged_opts)
+        return result
 
     def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None,
               **options: Any) -> AsyncResult:
         merged_args, merged_kwargs, merged_opts = self._merge(args, kwargs, options)
-        return self.type.apply(merged_args, merged_kwargs, **merged_opts)
+        result: AsyncResult = self.type.apply(merged_args, merged_kwargs, **merged_opts)
+        return result
 
     def __repr__(self) -> str:
         args = ", ".join([repr(a) for a in self["args"]]
@@ -180,7 +184,9 @@ def signature(varies: str | dict[str, Any] | Signature, *args: Any, **kwargs: An
 def maybe_signature(d: Any) -> Signature | None:
     if d is None:
         return None
-    return Signature.from_dict(d) if isinstance(d, dict) else d  # type: ignore[no-any-return]
+    if isinstance(d, dict):
+        return Signature.from_dict(d)
+    raise TypeError(f"Not a signature: {d!r}")
 
 
 subtask = signature

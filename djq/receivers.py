@@ -33,7 +33,7 @@ def on_success(sender: Task, result: Any = None, **kwargs: Any) -> None:
         record(broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=None,
                                        traceback=None, date_done=timezone.now(), delete=True))
         return
-    encoded = getattr(request, "_result_json", None)
+    encoded = request.result_json
     if encoded is None:
         encoded = serialization.dumps(result)
     record(broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=encoded,

@@ -30,13 +30,14 @@ def exception_from_dict(data: Any) -> BaseException:
         cls = None
     if isinstance(cls, type) and issubclass(cls, BaseException):
         try:
-            exc = cls(*args)
+            exc: BaseException = cls(*args)
         except Exception:  # noqa: BLE001 - a constructor with another signature
             exc = cls.__new__(cls)
             exc.args = tuple(args)
         return exc
     lookalike = type(name, (TaskError,), {"__module__": module})
-    return lookalike(*args)
+    made: BaseException = lookalike(*args)
+    return made
 
 
 class AsyncResult:
@@ -271,7 +272,8 @@ class EagerResult(AsyncResult):
         return self._traceback
 
     def get(self, timeout: float | None = None, propagate: bool = True,
-            interval: float = 0.5, **kwargs: Any) -> Any:
+            interval: float = 0.5, disable_sync_subtasks: bool = True,
+            **kwargs: Any) -> Any:
         if propagate and self._state in states.PROPAGATE_STATES and isinstance(
                 self._result, BaseException):
             raise self._result

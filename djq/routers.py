@@ -16,7 +16,7 @@ class DjqRouter:
         return bool(model._meta.app_label == "djq")
 
     def db_for_read(self, model: Any, **hints: Any) -> str | None:
-        return conf.database if self._ours(model) else None  # type: ignore[no-any-return]
+        return str(conf.database) if self._ours(model) else None
 
     db_for_write = db_for_read
 

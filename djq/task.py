@@ -66,6 +66,7 @@ class Context:
     timelimit: tuple[float | None, float | None] = (None, None)
     priority: int | None = None
     origin: str | None = None
+    result_json: str | None = None  # the return value as stored, set by the tracer
 
     def __init__(self, **kwargs: Any) -> None:
         self.__dict__.update(kwargs)
@@ -276,7 +277,8 @@ class Task:
                 ignore_result=ignore_result, headers=headers, **options,
             )
         using = options.get("using")
-        body = (list(args or ()), dict(kwargs or {}), {})
+        body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (
+            list(args or ()), dict(kwargs or {}), {})
         signals.send(signals.before_task_publish, sender=self.name, body=body,
                      exchange="", routing_key=message.queue, headers=headers_out,
                      properties={"priority": message.priority}, declare=[],
@@ -500,11 +502,11 @@ def _maybe_uuid(value: Any) -> uuid.UUID | None:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _signature_list(value: Any, name: str) -> list[dict[str, Any]]:
+def _signature_list(value: Any, name: str) -> list[Signature]:
     if value is None:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
-    out = []
+    out: list[Signature] = []
     for item in items:
         if isinstance(item, Task):
             item = item.s()

