@@ -17,6 +17,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 if os.environ.get("DJQ_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["DJQ_TEST_DATABASE_NAME"]
     DATABASES["default"]["TEST"] = {"NAME": os.environ["DJQ_TEST_DATABASE_NAME"]}
+else:
+    # One test database per pytest run, so runs sharing a server never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_djq_{os.getpid()}"}
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import open_connection
-from ..exceptions import TaskRevokedError, WorkerLostError
+from ..exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from .maintenance import Maintenance, acks_late, loadavg
@@ -84,6 +84,9 @@ class Worker:
         self.next_eta_check = 0.0
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
+        # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
+        self.deadlines: dict[str, list[float | None]] = {}
+        self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -154,6 +157,7 @@ class Worker:
         while not self.stop_requested:
             self._wait(self._timeout())
             self._drain_notifies()
+            self._enforce_time_limits()
             self._write_finished(self.pool.collect())
             self._dispatch()
             if self._should_claim():
@@ -169,7 +173,32 @@ class Worker:
             wait = min(wait, max(0.0, self.next_claim_at - now))
         if self.maintenance is not None:
             wait = min(wait, 1.0)
+        for soft, hard, _ in self.deadlines.values():
+            for deadline in (soft, hard):
+                if deadline is not None:
+                    wait = min(wait, deadline - now)
         return max(0.0, wait)
+
+    def _enforce_time_limits(self) -> None:
+        """Signal the soft limit inside the task; kill the process at the hard limit."""
+        if not self.deadlines or self.pool is None:
+            return
+        now = time.monotonic()
+        for task_id, entry in list(self.deadlines.items()):
+            soft, hard, hard_limit = entry
+            if task_id not in self.inflight:
+                del self.deadlines[task_id]
+                continue
+            if soft is not None and now >= soft:
+                logger.warning("Soft time limit exceeded for task id=%s", task_id)
+                self.pool.kill_task(task_id, signal.SIGUSR1)
+                entry[0] = None
+            if hard is not None and now >= hard:
+                logger.error("Hard time limit (%ss) exceeded for task id=%s", hard_limit,
+                             task_id)
+                self._timed_out[task_id] = float(hard_limit or 0)
+                self.pool.kill_task(task_id, signal.SIGKILL)
+                del self.deadlines[task_id]
 
     def _wait(self, timeout: float) -> None:
         assert self.pool is not None and self.conn is not None
@@ -256,8 +285,17 @@ class Worker:
             ours = broker.start(self.conn, self.worker_id, [c.id for c in batch], tracked)
             for row in batch:
                 if row.id in ours:
-                    self.inflight[str(row.id)] = row
-                    self.pool.submit(claimed_to_dict(row))
+                    task_id = str(row.id)
+                    self.inflight[task_id] = row
+                    limits = time_limits(row)
+                    if limits != (None, None):
+                        now = time.monotonic()
+                        self.deadlines[task_id] = [
+                            None if limits[0] is None else now + limits[0],
+                            None if limits[1] is None else now + limits[1], limits[1]]
+                    payload = claimed_to_dict(row)
+                    payload["worker_id"] = self.worker_id
+                    self.pool.submit(payload)
                 else:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
             free = self.pool.free_slots()
@@ -272,8 +310,9 @@ class Worker:
         outcomes: list[broker.Outcome] = []
         for f in finished:
             claimed = self.inflight.pop(f.task_id, None)
+            self.deadlines.pop(f.task_id, None)
             if f.lost is not None and claimed is not None and acks_late(claimed.name) \
-                    and f.task_id not in self._terminated:
+                    and f.task_id not in self._terminated and f.task_id not in self._timed_out:
                 logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
                                claimed.name, f.task_id, f.lost)
                 outcomes.append(broker.Outcome(
@@ -293,7 +332,15 @@ class Worker:
 
     def _lost_outcome(self, f: Finished) -> broker.Outcome:
         signum = self._terminated.pop(f.task_id, None)
+        limit = self._timed_out.pop(f.task_id, None)
         now = timezone.now()
+        if limit is not None:
+            exc_limit = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
+            return broker.Outcome(
+                id=uuid.UUID(f.task_id), state=states.FAILURE,
+                result=serialization.dumps(exception_to_dict(exc_limit)),
+                traceback=ExceptionInfo(exc_limit).traceback, date_done=now,
+            )
         if signum is not None:
             exc: BaseException = TaskRevokedError("terminated")
             return broker.Outcome(id=uuid.UUID(f.task_id), state=states.REVOKED,
@@ -336,6 +383,22 @@ class Worker:
         while self.pool.running() and self.stop_requested < 2:
             self._wait(0.5)
             self._write_finished(self.pool.collect())
+
+
+def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
+    """(soft, hard) limits in seconds for a row: its call's options, else its task's,
+    else the settings."""
+    options = json.loads(row.options) if row.options != "{}" else {}
+    task = registry.get(row.name)
+    soft = options.get("soft_time_limit")
+    hard = options.get("time_limit")
+    if soft is None:
+        soft = task.soft_time_limit if task is not None else None
+        soft = conf.task_soft_time_limit if soft is None else soft
+    if hard is None:
+        hard = task.time_limit if task is not None else None
+        hard = conf.task_time_limit if hard is None else hard
+    return (None if soft is None else float(soft), None if hard is None else float(hard))
 
 
 def _track_started(name: str) -> bool:

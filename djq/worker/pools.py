@@ -27,6 +27,8 @@ from typing import Any, Protocol
 from django.db import close_old_connections, connections
 
 from .. import broker, signals
+from ..db import open_connection
+from ..exceptions import SoftTimeLimitExceeded
 from ..trace import execute
 
 logger = logging.getLogger("djq.worker")
@@ -199,11 +201,34 @@ class ThreadPool:
 # --- prefork --------------------------------------------------------------------------
 
 
+class _ChildState:
+    running: str | None = None  # id of the task this process is running
+
+
+def _soft_time_limit(signum: int, frame: Any) -> None:
+    # The parent signals the soft limit; raise it inside the task, which may catch it.
+    if _ChildState.running is not None:
+        raise SoftTimeLimitExceeded()
+
+
+def _write_orphaned(outcomes: list[broker.Outcome], worker_id: int | None) -> None:
+    """The parent is gone: write our task's outcome ourselves, if the row is still ours."""
+    if worker_id is None or not outcomes:
+        return
+    try:
+        with open_connection() as conn:
+            broker.finish(conn, worker_id, outcomes)
+    except Exception:  # noqa: BLE001 - nothing more a dying pool process can do
+        logger.exception("Could not write the outcome of task id=%s after the worker died",
+                         outcomes[0].id)
+
+
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None) -> None:
     """A pool process: run one task at a time until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, _soft_time_limit)
     # Django connections inherited from the parent are the parent's: forget them
     # without closing (psycopg never closes a connection from another pid).
     for alias in connections:
@@ -219,14 +244,20 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None) -> None:
             if data == b"stop":
                 break
             row = json.loads(data)
+            _ChildState.running = row["id"]
             try:
                 outcomes = execute(row, hostname)
             finally:
+                _ChildState.running = None
                 _after_task()
             done += 1
             retire = max_tasks is not None and done >= max_tasks
-            conn.send_bytes(json.dumps(
-                [row["id"], [outcome_to_json(o) for o in outcomes], retire]).encode())
+            try:
+                conn.send_bytes(json.dumps(
+                    [row["id"], [outcome_to_json(o) for o in outcomes], retire]).encode())
+            except OSError:
+                _write_orphaned(outcomes, row.get("worker_id"))
+                break
             if retire:
                 break
     finally:

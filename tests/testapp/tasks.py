@@ -194,3 +194,79 @@ def errback_three(request: Any, exc: Any, traceback: Any) -> None:
 @task
 def spawn_child(value: Any) -> str:
     return str(add.delay(value, 1).id)
+
+
+# --- added for the calling/results/retries/worker suites ------------------------------
+
+
+@task
+def fail_unimportable(module_exists: bool = False, message: str = "ghost") -> None:
+    """Raise an exception whose class a reader cannot import: its module does not exist,
+    or (``module_exists``) the module has no attribute of that name."""
+    module = __name__ if module_exists else "tests.testapp.no_such_module"
+    cls = type("GhostError", (Exception,), {"__module__": module})
+    raise cls(message)
+
+
+@task(bind=True, max_retries=1, default_retry_delay=1.5)
+def div_slowly(self: Any, x: float, y: float, key: str = "div_slowly") -> float:
+    SideEffect.objects.create(key=key, value=str(self.request.retries), pid=os.getpid())
+    try:
+        return x / y
+    except ZeroDivisionError as exc:
+        raise self.retry(exc=exc)
+
+
+@task(bind=True)
+def retry_default(self: Any, key: str) -> None:
+    """No max_retries and no default_retry_delay: both come from the settings."""
+    SideEffect.objects.create(key=key, value=str(self.request.retries))
+    raise self.retry()
+
+
+@task(bind=True, max_retries=5)
+def retry_override(self: Any, key: str) -> None:
+    """``self.retry(max_retries=1)`` wins over the task's max_retries=5."""
+    SideEffect.objects.create(key=key, value=str(self.request.retries))
+    raise self.retry(max_retries=1, countdown=0.05)
+
+
+@task(bind=True, max_retries=3)
+def retry_once(self: Any, key: str, how: str) -> int:
+    """Retry once, in one second, by ``countdown`` or by ``eta``; then succeed."""
+    SideEffect.objects.create(key=key, value=str(self.request.retries))
+    if self.request.retries == 0:
+        if how == "eta":
+            from datetime import timedelta
+
+            from django.utils import timezone
+
+            raise self.retry(eta=timezone.now() + timedelta(seconds=1))
+        raise self.retry(countdown=1)
+    return int(self.request.retries)
+
+
+@task(autoretry_for=(ValueError,), retry_backoff=1, retry_backoff_max=1, retry_jitter=False,
+      max_retries=3)
+def flaky(key: str, fail_times: int) -> int:
+    """Fail with ValueError ``fail_times`` times (auto-retried with backoff), then succeed."""
+    attempt = SideEffect.objects.filter(key=key).count()
+    SideEffect.objects.create(key=key, value=str(attempt))
+    if attempt < fail_times:
+        raise ValueError(f"attempt {attempt}")
+    return attempt
+
+
+@task(soft_time_limit=0.5)
+def soft_limited_task(seconds: float) -> str:
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@task(time_limit=0.5)
+def hard_limited_task(seconds: float) -> str:
+    time.sleep(seconds)
+    return "finished"

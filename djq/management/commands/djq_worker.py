@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djq.conf import conf
+from djq.task import registry
 from djq.utils.log import TaskFormatter
 from djq.worker import Worker
 
@@ -61,11 +62,17 @@ class Command(BaseCommand):
                                                             else 1):
                 raise CommandError(f"--{key.replace('_', '-')} must be 1 or more")
         pool = options["pool"]
-        if pool != "prefork" and (conf.task_time_limit or conf.task_soft_time_limit):
-            raise CommandError(
-                f"Time limits (task_time_limit/task_soft_time_limit) need the prefork pool; "
-                f"-P {pool} cannot enforce them. Use -P prefork or unset the limits."
-            )
+        if pool != "prefork":
+            limited = sorted(t.name for t in registry.values()
+                             if t.time_limit is not None or t.soft_time_limit is not None)
+            if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
+                limited.insert(0, "task_time_limit/task_soft_time_limit settings")
+            if limited:
+                raise CommandError(
+                    f"Time limits need the prefork pool; -P {pool} cannot enforce them "
+                    f"(configured by: {', '.join(limited)}). Use -P prefork or remove "
+                    f"the limits."
+                )
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
         worker = Worker(
             concurrency=options["concurrency"], queues=queues or None, pool=pool,
