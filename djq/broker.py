@@ -312,6 +312,26 @@ def release(conn: Any, worker_id: int, ids: Sequence[uuid.UUID]) -> int:
     return int(row[0])
 
 
+_RELEASE_UNSTARTED = f"""
+WITH rel AS (
+    UPDATE djq_task SET status = {WAITING}, claimed_by = NULL, worker = NULL,
+        date_claimed = NULL, date_started = NULL
+    WHERE claimed_by = %s AND status IN ({CLAIMED}, {STARTED}) AND NOT (id = ANY(%s::uuid[]))
+    RETURNING queue
+), woke AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM rel) q
+)
+SELECT (SELECT count(*) FROM rel), (SELECT count(*) FROM woke)
+"""
+
+
+def release_unstarted(conn: Any, worker_id: int, running: Sequence[uuid.UUID]) -> int:
+    """After a lost connection: every row this worker holds but is not running goes
+    back to the queue (a start whose answer was lost never reached the pool)."""
+    row = conn.execute(_RELEASE_UNSTARTED, [worker_id, list(running)]).fetchone()
+    return int(row[0])
+
+
 # --- workers and their leases -------------------------------------------------------
 
 _REGISTER = """

@@ -56,7 +56,9 @@ class ExceptionInfo:
         self.exception = exc
         self.type = type(exc)
         self.tb = tb if tb is not None else exc.__traceback__
-        self.traceback = "".join(tb_module.format_exception(type(exc), exc, self.tb))
+        # PostgreSQL text cannot hold NUL characters; show them escaped.
+        self.traceback = "".join(
+            tb_module.format_exception(type(exc), exc, self.tb)).replace("\x00", "\\x00")
 
     def __str__(self) -> str:
         return self.traceback

@@ -25,7 +25,7 @@ from django.utils import timezone
 from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import open_connection
-from ..exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from ..exceptions import DecodeError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from .maintenance import Maintenance, acks_late, loadavg
@@ -84,6 +84,7 @@ class Worker:
         self.next_eta_check = 0.0
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
+        self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
         # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
@@ -155,14 +156,50 @@ class Worker:
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
         while not self.stop_requested:
-            self._wait(self._timeout())
-            self._drain_notifies()
-            self._enforce_time_limits()
-            self._write_finished(self.pool.collect())
-            self._dispatch()
-            if self._should_claim():
-                self._claim()
+            try:
+                self._wait(self._timeout())
+                self._drain_notifies()
+                self._enforce_time_limits()
+                self._write_finished(self.pool.collect())
                 self._dispatch()
+                if self._should_claim():
+                    self._claim()
+                    self._dispatch()
+            except psycopg.Error as exc:
+                self._reconnect(exc)
+
+    def _reconnect(self, error: BaseException) -> None:
+        """Ride out a lost database: keep collecting what running tasks produce, retry
+        the connection with backoff, then hand back rows this worker claimed but never
+        ran and write the outcomes it kept meanwhile."""
+        assert self.pool is not None
+        logger.error("Database connection lost (%s); reconnecting", error)
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
+            self.conn = None
+        backoff = 0.5
+        while not self.stop_requested >= 2:
+            self._wait(backoff)
+            self._enforce_time_limits()
+            self._collect_outcomes(self.pool.collect())
+            try:
+                self.conn = self._connect()
+                self._flush()
+                self.buffer.clear()  # claimed again later if still waiting
+                requeued = broker.release_unstarted(self.conn, self.worker_id,
+                                                    [c.id for c in self.inflight.values()])
+            except psycopg.Error as exc:
+                logger.error("Database still unavailable (%s); retrying in %.1fs", exc,
+                             backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            logger.warning("Database connection restored; %d claimed task(s) re-queued",
+                           requeued)
+            self.next_claim_at = 0.0
+            return
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -201,8 +238,10 @@ class Worker:
                 del self.deadlines[task_id]
 
     def _wait(self, timeout: float) -> None:
-        assert self.pool is not None and self.conn is not None
-        waitables = [self.conn.fileno(), self.wake_r, *self.pool.waitables()]
+        assert self.pool is not None
+        waitables = [self.wake_r, *self.pool.waitables()]
+        if self.conn is not None and not self.conn.closed:
+            waitables.append(self.conn.fileno())
         if timeout <= 0:
             return
         from multiprocessing.connection import wait as mp_wait
@@ -304,10 +343,46 @@ class Worker:
 
     # -- writing outcomes -------------------------------------------------------------
     def _write_finished(self, finished: list[Finished]) -> None:
+        self._collect_outcomes(finished)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write kept outcomes. If the connection fails they stay kept for the next try;
+        an outcome the database refuses (bad data) is replaced by a FAILURE saying why."""
+        if not self.unwritten or self.conn is None:
+            return
+        try:
+            broker.finish(self.conn, self.worker_id, self.unwritten)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            if self.conn.closed:
+                raise
+            logger.error("Could not store a batch of %d outcome(s) (%s); storing one by one",
+                         len(self.unwritten), exc)
+            for outcome in self.unwritten:
+                self._store_one(outcome)
+        self.unwritten = []
+
+    def _store_one(self, outcome: broker.Outcome) -> None:
+        assert self.conn is not None
+        try:
+            broker.finish(self.conn, self.worker_id, [outcome])
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            logger.error("Task id=%s: its outcome cannot be stored: %s", outcome.id, exc)
+            error = DecodeError(f"The task's outcome could not be stored: {exc}")
+            broker.finish(self.conn, self.worker_id, [broker.Outcome(
+                id=outcome.id, state=states.FAILURE,
+                result=serialization.dumps(exception_to_dict(error)),
+                traceback=ExceptionInfo(error).traceback, date_done=outcome.date_done,
+            )])
+
+    def _collect_outcomes(self, finished: list[Finished]) -> None:
         if not finished:
             return
-        assert self.conn is not None
-        outcomes: list[broker.Outcome] = []
+        outcomes = self.unwritten
         for f in finished:
             claimed = self.inflight.pop(f.task_id, None)
             self.deadlines.pop(f.task_id, None)
@@ -323,12 +398,12 @@ class Worker:
                 outcomes.append(self._lost_outcome(f))
             else:
                 outcomes.extend(f.outcomes)
-        for o in outcomes:
-            if o.status == broker.DONE:
-                self.processed += 1
-                if o.state == states.FAILURE:
-                    self.failed += 1
-        broker.finish(self.conn, self.worker_id, outcomes)
+        for f in finished:
+            for o in (f.outcomes if f.lost is None else ()):
+                if o.status == broker.DONE:
+                    self.processed += 1
+                    if o.state == states.FAILURE:
+                        self.failed += 1
 
     def _lost_outcome(self, f: Finished) -> broker.Outcome:
         signum = self._terminated.pop(f.task_id, None)
@@ -355,34 +430,52 @@ class Worker:
 
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:
-        cold = self.stop_requested >= 2
-        try:
-            if self.conn is not None and self.buffer:
-                released = broker.release(self.conn, self.worker_id, [c.id for c in self.buffer])
-                logger.info("Handed %d claimed task(s) back to the queue", released)
-                self.buffer.clear()
-            if self.pool is not None:
-                if not cold:
-                    self._drain_running()
-                self.pool.stop(cold=cold)
-                if self.conn is not None:
-                    self._write_finished(self.pool.collect())
-        finally:
-            if self.maintenance is not None:
-                self.maintenance.stop()
-            if self.conn is not None:
-                try:
-                    broker.stop_worker(self.conn, self.worker_id)
-                finally:
-                    self.conn.close()
-            signals.send(signals.worker_shutdown, sender=self)
+        """Warm: hand claimed rows back, let running tasks finish. Cold: kill them (their
+        rows are re-queued under acks_late and fail with WorkerLostError otherwise)."""
+        self._try_db(self._release_buffer)
+        if self.pool is not None:
+            if self.stop_requested < 2:
+                self._drain_running()
+            self.pool.stop(cold=self.stop_requested >= 2)
+            self._collect_outcomes(self.pool.collect())
+        self._try_db(self._flush)
+        if self.unwritten:
+            logger.error("%d outcome(s) could not be written; other workers will recover "
+                         "those tasks", len(self.unwritten))
+        if self.maintenance is not None:
+            self.maintenance.stop()
+        self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id))
+        if self.conn is not None:
+            self.conn.close()
+        signals.send(signals.worker_shutdown, sender=self)
+
+    def _release_buffer(self) -> None:
+        if self.buffer:
+            released = broker.release(self.conn, self.worker_id, [c.id for c in self.buffer])
+            logger.info("Handed %d claimed task(s) back to the queue", released)
+            self.buffer.clear()
+
+    def _try_db(self, action: Any) -> None:
+        """Run a shutdown step, reconnecting once; log (do not raise) database errors."""
+        for attempt in (1, 2):
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = self._connect()
+                action()
+                return
+            except psycopg.Error as exc:
+                self.conn = None
+                if attempt == 2:
+                    logger.error("Shutdown step failed, database unavailable: %s", exc)
 
     def _drain_running(self) -> None:
         """Warm shutdown: let running tasks finish, writing each outcome as it comes."""
         assert self.pool is not None
         while self.pool.running() and self.stop_requested < 2:
             self._wait(0.5)
-            self._write_finished(self.pool.collect())
+            self._enforce_time_limits()
+            self._collect_outcomes(self.pool.collect())
+            self._try_db(self._flush)
 
 
 def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
