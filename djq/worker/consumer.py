@@ -133,6 +133,7 @@ class Worker:
             self.conn, self.hostname, os.getpid(), self.pool_kind, self.concurrency,
             self.queues, loadavg(), VERSION,
         )
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
                               self.max_tasks_per_child)
         self.pool.start()
@@ -146,6 +147,18 @@ class Worker:
         finally:
             self._shutdown()
         return 0
+
+    def _after_fork_in_child(self) -> None:
+        # A pool process must not keep the worker's own sessions open: close its copies
+        # of their sockets (without a goodbye to the server, which would end them for
+        # the parent too), so a dead worker's sessions end with it.
+        conns = [self.conn, self.maintenance.conn if self.maintenance else None]
+        for conn in conns:
+            if conn is not None and not conn.closed:
+                try:
+                    os.close(conn.fileno())
+                except OSError:
+                    pass
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = open_connection(self.using, application_name=f"djq worker {self.hostname}")

@@ -223,8 +223,14 @@ def _write_orphaned(outcomes: list[broker.Outcome], worker_id: int | None) -> No
                          outcomes[0].id)
 
 
-def _child_main(conn: Connection, hostname: str, max_tasks: int | None) -> None:
+def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
+                inherited: list[Connection]) -> None:
     """A pool process: run one task at a time until told to stop."""
+    # Close the parent's ends of every pool pipe we inherited through fork, so that when
+    # the parent dies our pipe reads EOF and our writes fail, instead of talking to
+    # ourselves.
+    for other in inherited:
+        other.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
@@ -297,8 +303,10 @@ class PreforkPool:
         # Close Django's connections first so no socket is shared across the fork.
         connections.close_all()
         parent_conn, child_conn = self.ctx.Pipe(duplex=True)
+        inherited = [c.conn for c in self.children] + [parent_conn]
         process = self.ctx.Process(
-            target=_child_main, args=(child_conn, self.hostname, self.max_tasks_per_child),
+            target=_child_main,
+            args=(child_conn, self.hostname, self.max_tasks_per_child, inherited),
             name="djq-pool", daemon=True,
         )
         process.start()

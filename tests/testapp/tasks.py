@@ -270,3 +270,20 @@ def soft_limited_task(seconds: float) -> str:
 def hard_limited_task(seconds: float) -> str:
     time.sleep(seconds)
     return "finished"
+
+
+@task(acks_late=True)
+def sleep_acks_late(seconds: float, key: str) -> float:
+    SideEffect.objects.create(key=key, value="start", pid=os.getpid())
+    time.sleep(seconds)
+    return seconds
+
+
+@task(acks_late=True)
+def kill_self_once(key: str) -> str:
+    """Kills its own process on the first run only (so acks_late re-runs end)."""
+    first = not SideEffect.objects.filter(key=key).exists()
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    if first:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
