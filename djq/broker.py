@@ -471,7 +471,23 @@ WITH r AS (
 SELECT r.name, (SELECT count(*) FROM n) FROM r
 """
 
-REQUEST_TERMINATE = f"SELECT pg_notify('{CONTROL_CHANNEL}', %s)"
+# Kept on the row (so a worker that missed the NOTIFY still finds it) and announced.
+REQUEST_TERMINATE = f"""
+WITH t AS (
+    UPDATE djq_task SET terminate = %s WHERE id = %s AND status = {STARTED} RETURNING id
+)
+SELECT pg_notify('{CONTROL_CHANNEL}', %s) FROM t
+"""
+
+_TERMINATIONS = f"""
+SELECT id, terminate FROM djq_task
+WHERE claimed_by = %s AND status IN ({CLAIMED}, {STARTED}) AND terminate IS NOT NULL
+"""
+
+
+def terminations(conn: Any, worker_id: int) -> list[tuple[uuid.UUID, int]]:
+    """Rows this worker runs that someone asked to terminate, with the signal."""
+    return [(r[0], int(r[1])) for r in conn.execute(_TERMINATIONS, [worker_id]).fetchall()]
 
 
 # --- reads and writes from user code (Django's connection) -------------------------

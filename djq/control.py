@@ -52,7 +52,9 @@ def revoke(task_id: str | uuid.UUID, terminate: bool = False, signal: str | int 
         if not terminate:
             return "running"
         cursor.execute(broker.REQUEST_TERMINATE,
-                       [json.dumps({"revoke": str(tid), "signal": signum})])
+                       [signum, tid, json.dumps({"revoke": str(tid), "signal": signum})])
+        if cursor.fetchone() is None:
+            return "finished"
     return "terminating"
 
 

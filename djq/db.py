@@ -27,13 +27,21 @@ def open_connection(using: str | None = None, **extra: Any) -> psycopg.Connectio
 
 
 class Listener:
-    """A connection that LISTENs on channels and waits for their notifications."""
+    """A connection that LISTENs on channels and waits for their notifications.
 
-    def __init__(self, channels: Iterable[str], using: str | None = None) -> None:
+    The connection may run queries too (the worker's does): notifications that arrive
+    while a query runs are collected by psycopg's notify handler, the others are read
+    from the socket by :meth:`drain`; both come out of :meth:`drain`.
+    """
+
+    def __init__(self, channels: Iterable[str], using: str | None = None,
+                 **params: Any) -> None:
         self.channels = list(channels)
         self.using = using
         self.pid = os.getpid()
-        self.conn = open_connection(using)
+        self.conn = open_connection(using, **params)
+        self.received: list[tuple[str, str]] = []
+        self.conn.add_notify_handler(lambda n: self.received.append((n.channel, n.payload)))
         for channel in self.channels:
             self.conn.execute(f'LISTEN "{channel}"')
 
@@ -44,7 +52,9 @@ class Listener:
         """Notifications already received, without waiting."""
         pgconn = self.conn.pgconn
         pgconn.consume_input()
-        out = []
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the connection to the server was lost")
+        out, self.received = self.received, []
         while (n := pgconn.notifies()) is not None:
             out.append((n.relname.decode(), n.extra.decode()))
         return out

@@ -48,6 +48,8 @@ class Task(models.Model):
     date_claimed = models.DateTimeField(null=True, blank=True)
     date_started = models.DateTimeField(null=True, blank=True)
     date_done = models.DateTimeField(null=True, blank=True)
+    terminate = models.SmallIntegerField(
+        null=True, blank=True, help_text="Signal number of a revoke(terminate=True)")
 
     class Meta:
         db_table = "djq_task"

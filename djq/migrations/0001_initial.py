@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                 ('date_claimed', models.DateTimeField(blank=True, null=True)),
                 ('date_started', models.DateTimeField(blank=True, null=True)),
                 ('date_done', models.DateTimeField(blank=True, null=True)),
+                ('terminate', models.SmallIntegerField(blank=True, help_text='Signal number of a revoke(terminate=True)', null=True)),
             ],
             options={
                 'db_table': 'djq_task',

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from .. import broker, serialization, signals, states
 from ..conf import conf
-from ..db import open_connection
-from ..exceptions import DecodeError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from ..db import Listener
+from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from .maintenance import Maintenance, acks_late, loadavg
@@ -70,6 +70,7 @@ class Worker:
         self.buffer: deque[broker.Claimed] = deque()
         self.worker_id = 0
         self.conn: psycopg.Connection[Any] | None = None
+        self.listener: Listener | None = None
         self.pool: Pool | None = None
         self.maintenance: Maintenance | None = None
         self.stop_requested = 0  # 0 running, 1 warm, 2 cold
@@ -82,6 +83,7 @@ class Worker:
         self.failed = 0
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
         self.next_eta_check = 0.0
+        self.next_control_check = 0.0
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
@@ -161,23 +163,26 @@ class Worker:
                     pass
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = open_connection(self.using, application_name=f"djq worker {self.hostname}")
-        conn.execute(f'LISTEN "{broker.ENQUEUE_CHANNEL}"')
-        conn.execute(f'LISTEN "{broker.CONTROL_CHANNEL}"')
-        return conn
+        self.listener = Listener([broker.ENQUEUE_CHANNEL, broker.CONTROL_CHANNEL], self.using,
+                                 application_name=f"djq worker {self.hostname}")
+        return self.listener.conn
 
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
         while not self.stop_requested:
             try:
-                self._wait(self._timeout())
                 self._drain_notifies()
+                self._check_terminations()
                 self._enforce_time_limits()
                 self._write_finished(self.pool.collect())
                 self._dispatch()
                 if self._should_claim():
                     self._claim()
                     self._dispatch()
+                # Our own statements may have brought notifications (ours included):
+                # read them before deciding how long to sleep.
+                self._drain_notifies()
+                self._wait(self._timeout())
             except psycopg.Error as exc:
                 self._reconnect(exc)
 
@@ -212,6 +217,7 @@ class Worker:
             logger.warning("Database connection restored; %d claimed task(s) re-queued",
                            requeued)
             self.next_claim_at = 0.0
+            self.next_control_check = 0.0
             return
 
     def _timeout(self) -> float:
@@ -271,12 +277,8 @@ class Worker:
                 pass
 
     def _drain_notifies(self) -> None:
-        assert self.conn is not None
-        pgconn = self.conn.pgconn
-        pgconn.consume_input()
-        while (n := pgconn.notifies()) is not None:
-            channel = n.relname.decode()
-            payload = n.extra.decode()
+        assert self.listener is not None
+        for channel, payload in self.listener.drain():
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
                     self.next_claim_at = 0.0
@@ -291,11 +293,25 @@ class Worker:
             logger.warning("Ignoring malformed control message: %r", payload)
             return
         task_id = message.get("revoke")
-        signum = message.get("signal") or signal.SIGTERM
-        if task_id and self.pool is not None and task_id in self.pool.running():
-            if self.pool.kill_task(task_id, int(signum)):
-                logger.info("Terminating task id=%s with signal %s", task_id, signum)
-                self._terminated[task_id] = int(signum)
+        if task_id:
+            self._terminate(str(task_id), int(message.get("signal") or signal.SIGTERM))
+
+    def _terminate(self, task_id: str, signum: int) -> None:
+        if task_id in self._terminated or self.pool is None:
+            return
+        if task_id in self.pool.running() and self.pool.kill_task(task_id, signum):
+            logger.info("Terminating task id=%s with signal %s", task_id, signum)
+            self._terminated[task_id] = signum
+
+    def _check_terminations(self) -> None:
+        """Revokes with terminate=True are kept on the row; a NOTIFY may have been
+        missed (e.g. during a reconnect), so look now and then."""
+        now = time.monotonic()
+        if now < self.next_control_check or not self.inflight or self.conn is None:
+            return
+        self.next_control_check = now + float(conf.worker_poll_interval)
+        for task_id, signum in broker.terminations(self.conn, self.worker_id):
+            self._terminate(str(task_id), signum)
 
     # -- claiming and dispatching -------------------------------------------------------
     def _should_claim(self) -> bool:
@@ -385,61 +401,45 @@ class Worker:
             raise
         except psycopg.Error as exc:
             logger.error("Task id=%s: its outcome cannot be stored: %s", outcome.id, exc)
-            error = DecodeError(f"The task's outcome could not be stored: {exc}")
-            broker.finish(self.conn, self.worker_id, [broker.Outcome(
-                id=outcome.id, state=states.FAILURE,
-                result=serialization.dumps(exception_to_dict(error)),
-                traceback=ExceptionInfo(error).traceback, date_done=outcome.date_done,
-            )])
+            error = EncodeError(f"The task's outcome could not be stored: {exc}")
+            broker.finish(self.conn, self.worker_id, [_error_outcome(outcome.id, error)])
 
     def _collect_outcomes(self, finished: list[Finished]) -> None:
         if not finished:
             return
-        outcomes = self.unwritten
         for f in finished:
             claimed = self.inflight.pop(f.task_id, None)
             self.deadlines.pop(f.task_id, None)
-            if f.lost is not None and claimed is not None and acks_late(claimed.name) \
-                    and f.task_id not in self._terminated and f.task_id not in self._timed_out:
-                logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
-                               claimed.name, f.task_id, f.lost)
-                outcomes.append(broker.Outcome(
-                    id=claimed.id, state=states.PENDING, result=None, traceback=None,
-                    date_done=timezone.now(), status=broker.WAITING,
-                ))
-            elif f.lost is not None:
-                outcomes.append(self._lost_outcome(f))
-            else:
-                outcomes.extend(f.outcomes)
-        for f in finished:
-            for o in (f.outcomes if f.lost is None else ()):
+            outcomes = f.outcomes if f.lost is None else [self._lost_outcome(f, claimed)]
+            for o in outcomes:
                 if o.status == broker.DONE:
                     self.processed += 1
-                    if o.state == states.FAILURE:
-                        self.failed += 1
+                    self.failed += o.state == states.FAILURE
+            self.unwritten.extend(outcomes)
 
-    def _lost_outcome(self, f: Finished) -> broker.Outcome:
+    def _lost_outcome(self, f: Finished, claimed: broker.Claimed | None) -> broker.Outcome:
+        """The outcome of a task whose process died: killed for its hard time limit,
+        terminated by a revoke, or lost (re-queued under acks_late)."""
+        task_id = uuid.UUID(f.task_id)
         signum = self._terminated.pop(f.task_id, None)
         limit = self._timed_out.pop(f.task_id, None)
-        now = timezone.now()
+        name = claimed.name if claimed is not None else None
         if limit is not None:
-            exc_limit = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
-            return broker.Outcome(
-                id=uuid.UUID(f.task_id), state=states.FAILURE,
-                result=serialization.dumps(exception_to_dict(exc_limit)),
-                traceback=ExceptionInfo(exc_limit).traceback, date_done=now,
-            )
+            return _error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
         if signum is not None:
-            exc: BaseException = TaskRevokedError("terminated")
-            return broker.Outcome(id=uuid.UUID(f.task_id), state=states.REVOKED,
-                                  result=serialization.dumps(exception_to_dict(exc)),
-                                  traceback=None, date_done=now)
-        exc = WorkerLostError(f.lost or "Worker exited prematurely.")
-        return broker.Outcome(
-            id=uuid.UUID(f.task_id), state=states.FAILURE,
-            result=serialization.dumps(exception_to_dict(exc)),
-            traceback=ExceptionInfo(exc).traceback, date_done=now,
-        )
+            signals.send(signals.task_revoked, sender=registry.get(name or ""),
+                         request=Context(id=f.task_id, task=name, called_directly=False,
+                                         hostname=self.hostname),
+                         terminated=True, signum=signum, expired=False)
+            return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
+                                  with_traceback=False)
+        if name is not None and acks_late(name):
+            logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
+                           name, f.task_id, f.lost)
+            return broker.Outcome(id=task_id, state=states.PENDING, result=None,
+                                  traceback=None, date_done=timezone.now(),
+                                  status=broker.WAITING)
+        return _error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
 
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:
@@ -489,6 +489,15 @@ class Worker:
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
             self._try_db(self._flush)
+
+
+def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.FAILURE,
+                   with_traceback: bool = True) -> broker.Outcome:
+    return broker.Outcome(
+        id=task_id, state=state, result=serialization.dumps(exception_to_dict(exc)),
+        traceback=ExceptionInfo(exc).traceback if with_traceback else None,
+        date_done=timezone.now(),
+    )
 
 
 def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
