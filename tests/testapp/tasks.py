@@ -287,3 +287,19 @@ def kill_self_once(key: str) -> str:
     if first:
         os.kill(os.getpid(), signal.SIGKILL)
     return "survived"
+
+
+@task
+def chaos_once(key: str, seconds: float) -> str:
+    """Chaos test task without acks_late: must run at most once."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    time.sleep(seconds)
+    return key
+
+
+@task(acks_late=True)
+def chaos_late(key: str, seconds: float) -> str:
+    """Chaos test task with acks_late: must run at least once."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    time.sleep(seconds)
+    return key
