@@ -76,6 +76,7 @@ class Claimed:
     group_id: uuid.UUID | None
     run_at: datetime.datetime
     state: str
+    started: bool = False  # claimed and marked started in one statement
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -159,38 +160,96 @@ _CLAIM_COLUMNS = (
 
 
 def _claim_sql(queue_count: int) -> str:
-    # One ordered index scan per queue (the ready index leads with queue), merged and
-    # cut to the limit; rows locked by a subquery but not chosen are unlocked when the
-    # statement's transaction ends.
+    # One ordered index scan per queue (the ready index leads with queue). The first
+    # rows in claim order are marked started at once, for pool slots that are free now;
+    # the rest are only claimed (prefetched).
     pick = (
         f"(SELECT id, priority, run_at FROM djq_task WHERE status = {WAITING} "
         "AND queue = %s AND run_at <= now() ORDER BY priority DESC, run_at "
         "LIMIT %s FOR UPDATE SKIP LOCKED)"
     )
-    picks = " UNION ALL ".join([pick] * queue_count)
-    if queue_count > 1:
-        picks = f"SELECT id FROM ({picks}) p ORDER BY priority DESC, run_at LIMIT %s"
+    if queue_count == 1:
+        ctes = f"c AS {pick}"
+    else:
+        # PostgreSQL refuses FOR UPDATE in the arms of a UNION: each queue's scan is a
+        # CTE of its own, and the union of their results is cut to the limit. Rows
+        # locked but not chosen are unlocked when the transaction ends.
+        arms = [f"q{i} AS {pick}" for i in range(queue_count)]
+        union = " UNION ALL ".join(f"SELECT id, priority, run_at FROM q{i}"
+                                   for i in range(queue_count))
+        ctes = ", ".join(arms) + (
+            f", c AS (SELECT id, priority, run_at FROM ({union}) p "
+            "ORDER BY priority DESC, run_at LIMIT %s)")
     return f"""
-WITH c AS ({picks})
-UPDATE djq_task t SET status = {CLAIMED}, claimed_by = %s, worker = %s, date_claimed = now()
-FROM c WHERE t.id = c.id
-RETURNING {_CLAIM_COLUMNS}
+WITH {ctes},
+r AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at) AS rn FROM c)
+UPDATE djq_task t SET
+    status = CASE WHEN r.rn <= %s THEN {STARTED} ELSE {CLAIMED} END,
+    date_started = CASE WHEN r.rn <= %s THEN now() END,
+    state = CASE WHEN r.rn <= %s AND (%s::boolean <> (t.name = ANY(%s::text[])))
+                 THEN '{states.STARTED}' ELSE t.state END,
+    claimed_by = %s, worker = %s, date_claimed = now()
+FROM r WHERE t.id = r.id
+RETURNING {_CLAIM_COLUMNS}, t.status = {STARTED}
 """
 
 
-def claim(conn: Any, worker_id: int, hostname: str, queues: Sequence[str],
-          limit: int) -> list[Claimed]:
-    """Claim up to ``limit`` ready rows of ``queues``, highest priority, then oldest, first."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tracking:
+    """Which tasks show STARTED: the default, and the names that differ from it."""
+
+    default: bool = False
+    exceptions: tuple[str, ...] = ()
+
+    def tracks(self, name: str) -> bool:
+        return self.default != (name in self.exceptions)
+
+
+def _claim_params(worker_id: int, hostname: str, queues: Sequence[str], limit: int,
+                  start: int, tracking: Tracking) -> list[Any]:
     params: list[Any] = []
     for queue in queues:
         params += [queue, limit]
     if len(queues) > 1:
         params.append(limit)
-    params += [worker_id, hostname]
-    rows = conn.execute(_claim_sql(len(queues)), params).fetchall()
+    return params + [start, start, start, tracking.default, list(tracking.exceptions),
+                     worker_id, hostname]
+
+
+def _claimed(rows: Iterable[Any]) -> list[Claimed]:
     claimed = [Claimed(*row) for row in rows]
     claimed.sort(key=lambda c: (-c.priority, c.run_at))
     return claimed
+
+
+def claim(conn: Any, worker_id: int, hostname: str, queues: Sequence[str], limit: int,
+          start: int = 0, tracking: Tracking = Tracking()) -> list[Claimed]:
+    """Claim up to ``limit`` ready rows of ``queues``, highest priority, then oldest,
+    first; the first ``start`` of them are marked started as well."""
+    params = _claim_params(worker_id, hostname, queues, limit, start, tracking)
+    return _claimed(conn.execute(_claim_sql(len(queues)), params).fetchall())
+
+
+def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
+          start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
+          claim_start: int, tracking: Tracking) -> tuple[set[uuid.UUID], list[Claimed]]:
+    """A worker's loop in one transaction and one round trip (a pipeline): write
+    ``outcomes``, mark ``start_ids`` started, claim up to ``claim_limit`` more rows (the
+    first ``claim_start`` of them started too). Returns (ids started, rows claimed).
+    One commit instead of three is what makes a drain fast: each commit waits for the
+    WAL to reach the disk."""
+    with conn.pipeline(), conn.transaction():
+        for batch in _batches(outcomes):
+            conn.execute(_FINISH, _finish_params(worker_id, batch))
+        start_cursor = conn.execute(
+            _START, _start_params(worker_id, start_ids, tracking)) if start_ids else None
+        claim_cursor = conn.execute(
+            _claim_sql(len(queues)),
+            _claim_params(worker_id, hostname, queues, claim_limit, claim_start, tracking),
+        ) if claim_limit > 0 else None
+    started = {row[0] for row in start_cursor.fetchall()} if start_cursor else set()
+    claimed = _claimed(claim_cursor.fetchall()) if claim_cursor else []
+    return started, claimed
 
 
 _NEXT_RUN_AT = f"""
@@ -206,22 +265,27 @@ def next_run_at(conn: Any, queues: Sequence[str]) -> datetime.datetime | None:
 
 _START = f"""
 UPDATE djq_task SET status = {STARTED}, date_started = now(),
-    state = CASE WHEN id = ANY(%s::uuid[]) THEN '{states.STARTED}' ELSE state END
+    state = CASE WHEN (%s::boolean <> (name = ANY(%s::text[]))) THEN '{states.STARTED}'
+                 ELSE state END
 WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = {CLAIMED}
 RETURNING id
 """
 
 
+def _start_params(worker_id: int, ids: Sequence[uuid.UUID], tracking: Tracking) -> list[Any]:
+    return [tracking.default, list(tracking.exceptions), list(ids), worker_id]
+
+
 def start(conn: Any, worker_id: int, ids: Sequence[uuid.UUID],
-          tracked: Sequence[uuid.UUID] = ()) -> set[uuid.UUID]:
+          tracking: Tracking = Tracking()) -> set[uuid.UUID]:
     """Mark claimed rows as started before they run; return the ids still ours to run.
 
     An id missing from the answer was revoked (or taken back) since it was claimed.
-    ``tracked`` ids (``track_started``) also show the STARTED state.
+    Tasks that ``tracking`` tracks also show the STARTED state.
     """
     if not ids:
         return set()
-    rows = conn.execute(_START, [list(tracked), list(ids), worker_id]).fetchall()
+    rows = conn.execute(_START, _start_params(worker_id, ids, tracking)).fetchall()
     return {row[0] for row in rows}
 
 
@@ -267,28 +331,32 @@ def finish(conn: Any, worker_id: int, outcomes: Iterable[Outcome]) -> int:
     or recovered after a lost lease) is not touched.
     """
     written = 0
+    for batch in _batches(outcomes):
+        written += int(conn.execute(_FINISH, _finish_params(worker_id, batch)).fetchone()[0])
+    return written
+
+
+def _batches(outcomes: Iterable[Outcome]) -> Iterable[list[Outcome]]:
+    # Each batch's finished ids go out in one NOTIFY, whose payload has a size limit.
     batch: list[Outcome] = []
     for outcome in outcomes:
         batch.append(outcome)
         if len(batch) >= _NOTIFY_IDS:
-            written += _finish_batch(conn, worker_id, batch)
+            yield batch
             batch = []
     if batch:
-        written += _finish_batch(conn, worker_id, batch)
-    return written
+        yield batch
 
 
-def _finish_batch(conn: Any, worker_id: int, batch: list[Outcome]) -> int:
+def _finish_params(worker_id: int, batch: list[Outcome]) -> list[Any]:
     keep = [o for o in batch if not o.delete]
     drop = [o.id for o in batch if o.delete]
-    params = [
+    return [
         [o.id for o in keep], [o.state for o in keep], [o.result for o in keep],
         [o.traceback for o in keep], [o.date_done for o in keep], [o.status for o in keep],
         [o.retries for o in keep], [o.run_at for o in keep], [o.args for o in keep],
         [o.kwargs for o in keep], worker_id, drop, worker_id,
     ]
-    row = conn.execute(_FINISH, params).fetchone()
-    return int(row[0])
 
 
 _RELEASE = f"""

@@ -84,6 +84,7 @@ class Worker:
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
         self.next_eta_check = 0.0
         self.next_control_check = 0.0
+        self.tracking = _tracking()
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
@@ -174,11 +175,8 @@ class Worker:
                 self._drain_notifies()
                 self._check_terminations()
                 self._enforce_time_limits()
-                self._write_finished(self.pool.collect())
-                self._dispatch()
-                if self._should_claim():
-                    self._claim()
-                    self._dispatch()
+                self._collect_outcomes(self.pool.collect())
+                self._cycle()
                 # Our own statements may have brought notifications (ours included):
                 # read them before deciding how long to sleep.
                 self._drain_notifies()
@@ -223,6 +221,10 @@ class Worker:
     def _timeout(self) -> float:
         now = time.monotonic()
         if self.buffer and self.pool is not None and self.pool.free_slots():
+            return 0.0
+        if self._should_claim():
+            # A NOTIFY read after our own statements (e.g. a retry we just stored) made
+            # a claim due: do it now, not after the next wait.
             return 0.0
         wait = float(conf.worker_poll_interval)
         if self.next_claim_at:
@@ -319,10 +321,46 @@ class Worker:
             return False
         return time.monotonic() >= self.next_claim_at
 
-    def _claim(self) -> None:
-        assert self.conn is not None
-        want = self.prefetch - len(self.buffer)
-        claimed = broker.claim(self.conn, self.worker_id, self.hostname, self.queues, want)
+    def _cycle(self) -> None:
+        """Write outcomes, start buffered rows in free pool slots and claim more, all in
+        one transaction; then hand the started rows to the pool."""
+        assert self.pool is not None and self.conn is not None
+        while True:
+            free = self.pool.free_slots()
+            to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
+            claim_limit = claim_start = 0
+            if self._should_claim():
+                claim_start = free - len(to_start)
+                claim_limit = self.prefetch - len(self.buffer) + claim_start
+            if not (self.unwritten or to_start or claim_limit):
+                return
+            try:
+                started, claimed = broker.cycle(
+                    self.conn, self.worker_id, self.hostname, self.unwritten,
+                    [c.id for c in to_start], self.queues, claim_limit, claim_start,
+                    self.tracking,
+                )
+            except BaseException:
+                self.buffer.extendleft(reversed(to_start))  # still only claimed: rolled back
+                raise
+            self.unwritten = []
+            for row in to_start:
+                if row.id in started:
+                    self._submit(row)
+                else:
+                    logger.info("Discarding revoked task %s[%s]", row.name, row.id)
+            if claim_limit:
+                self._received(claimed)
+                for row in claimed:
+                    if row.started:
+                        self._submit(row)
+                    else:
+                        self.buffer.append(row)
+                self._after_claim(len(claimed), claim_limit)
+            if not (self.buffer and self.pool.free_slots()):
+                return
+
+    def _received(self, claimed: list[broker.Claimed]) -> None:
         for row in claimed:
             logger.info("Task %s[%s] received", row.name, row.id)
         if signals.task_received.has_listeners():
@@ -330,51 +368,40 @@ class Worker:
                 signals.send(signals.task_received, sender=self,
                              request=Context(id=str(row.id), task=row.name,
                                              hostname=self.hostname, called_directly=False))
-        self.buffer.extend(claimed)
-        if len(claimed) < want:
-            # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
-            now = time.monotonic()
-            self.next_claim_at = now + conf.worker_poll_interval
-            if now >= self.next_eta_check:
-                self.next_eta_check = now + conf.worker_poll_interval
-                nxt = broker.next_run_at(self.conn, self.queues)
-                if nxt is not None:
-                    delay = (nxt - timezone.now()).total_seconds()
-                    self.next_claim_at = min(self.next_claim_at, now + max(0.0, delay))
-        else:
-            self.next_claim_at = 0.0
 
-    def _dispatch(self) -> None:
-        assert self.pool is not None and self.conn is not None
-        free = self.pool.free_slots()
-        while free > 0 and self.buffer:
-            batch = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
-            tracked = [c.id for c in batch if _track_started(c.name)]
-            ours = broker.start(self.conn, self.worker_id, [c.id for c in batch], tracked)
-            for row in batch:
-                if row.id in ours:
-                    task_id = str(row.id)
-                    self.inflight[task_id] = row
-                    limits = time_limits(row)
-                    if limits != (None, None):
-                        now = time.monotonic()
-                        self.deadlines[task_id] = [
-                            None if limits[0] is None else now + limits[0],
-                            None if limits[1] is None else now + limits[1], limits[1]]
-                    payload = claimed_to_dict(row)
-                    payload["worker_id"] = self.worker_id
-                    self.pool.submit(payload)
-                else:
-                    logger.info("Discarding revoked task %s[%s]", row.name, row.id)
-            free = self.pool.free_slots()
-            if free and not self.buffer and not self.stop_requested and self._should_claim():
-                self._claim()
+    def _after_claim(self, got: int, wanted: int) -> None:
+        assert self.conn is not None
+        if got >= wanted:
+            self.next_claim_at = 0.0
+            return
+        # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
+        now = time.monotonic()
+        self.next_claim_at = now + conf.worker_poll_interval
+        if now >= self.next_eta_check:
+            self.next_eta_check = now + conf.worker_poll_interval
+            nxt = broker.next_run_at(self.conn, self.queues)
+            if nxt is not None:
+                delay = (nxt - timezone.now()).total_seconds()
+                self.next_claim_at = min(self.next_claim_at, now + max(0.0, delay))
+                # Look again when that time comes: a claim a hair early finds nothing,
+                # and must not then sleep a whole poll interval.
+                self.next_eta_check = min(self.next_eta_check, self.next_claim_at)
+
+    def _submit(self, row: broker.Claimed) -> None:
+        """Hand a row marked started to the pool, with its time limits."""
+        assert self.pool is not None
+        task_id = str(row.id)
+        self.inflight[task_id] = row
+        soft, hard = time_limits(row)
+        if soft is not None or hard is not None:
+            now = time.monotonic()
+            self.deadlines[task_id] = [None if soft is None else now + soft,
+                                       None if hard is None else now + hard, hard]
+        payload = claimed_to_dict(row)
+        payload["worker_id"] = self.worker_id
+        self.pool.submit(payload)
 
     # -- writing outcomes -------------------------------------------------------------
-    def _write_finished(self, finished: list[Finished]) -> None:
-        self._collect_outcomes(finished)
-        self._flush()
-
     def _flush(self) -> None:
         """Write kept outcomes. If the connection fails they stay kept for the next try;
         an outcome the database refuses (bad data) is replaced by a FAILURE saying why."""
@@ -516,11 +543,12 @@ def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
     return (None if soft is None else float(soft), None if hard is None else float(hard))
 
 
-def _track_started(name: str) -> bool:
-    task = registry.get(name)
-    if task is None:
-        return bool(conf.task_track_started)
-    return bool(task.option("track_started"))
+def _tracking() -> broker.Tracking:
+    """Which tasks show STARTED: the setting, and the registered tasks that differ."""
+    default = bool(conf.task_track_started)
+    return broker.Tracking(default, tuple(sorted(
+        name for name, task in registry.items() if bool(task.option("track_started")) != default
+    )))
 
 
 __all__ = ["Worker", "default_hostname"]

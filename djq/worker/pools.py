@@ -86,6 +86,11 @@ class SoloPool:
         self.hostname = hostname
         self.done: list[Finished] = []
         self.current: dict[str, float] = {}
+        # Readable while outcomes wait to be collected, so the consumer does not sleep
+        # on them (the task ran inside its own loop, with nothing else to wake it).
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
 
     def start(self) -> None:
         signals.send(signals.worker_process_init, sender=None)
@@ -100,11 +105,20 @@ class SoloPool:
         finally:
             self.current = {}
             _after_task()
+            try:
+                self.wake_w.send(b"\0")
+            except BlockingIOError:
+                pass  # already readable
 
     def waitables(self) -> list[Any]:
-        return []
+        return [self.wake_r]
 
     def collect(self) -> list[Finished]:
+        try:
+            while self.wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
         done, self.done = self.done, []
         return done
 
