@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connections
 
 from . import states
@@ -100,6 +101,21 @@ class Outcome:
     kwargs: str | None = None
 
 
+# An id that names a finished task re-queues it; one still waiting or running is left
+# alone (and the statement returns no row for it).
+_ON_CONFLICT = f"""
+ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, state = excluded.state, status = excluded.status,
+        queue = excluded.queue, priority = excluded.priority, args = excluded.args,
+        kwargs = excluded.kwargs, options = excluded.options, retries = excluded.retries,
+        eta = excluded.eta, run_at = excluded.run_at, expires = excluded.expires,
+        parent_id = excluded.parent_id, root_id = excluded.root_id,
+        group_id = excluded.group_id, date_created = excluded.date_created,
+        result = NULL, traceback = NULL, worker = NULL, claimed_by = NULL,
+        date_claimed = NULL, date_started = NULL, date_done = NULL
+    WHERE t.status = {DONE}
+"""
+
 _ENQUEUE = f"""
 WITH ins AS (
     INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
@@ -112,22 +128,31 @@ WITH ins AS (
                 %s::timestamptz[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[])
         AS v(id, name, queue, priority, args, kwargs, options, retries, eta, run_at, expires,
              parent_id, root_id, group_id, date_created)
-    ON CONFLICT (id) DO UPDATE SET
-        name = excluded.name, state = excluded.state, status = excluded.status,
-        queue = excluded.queue, priority = excluded.priority, args = excluded.args,
-        kwargs = excluded.kwargs, options = excluded.options, retries = excluded.retries,
-        eta = excluded.eta, run_at = excluded.run_at, expires = excluded.expires,
-        parent_id = excluded.parent_id, root_id = excluded.root_id,
-        group_id = excluded.group_id, date_created = excluded.date_created,
-        result = NULL, traceback = NULL, worker = NULL, claimed_by = NULL,
-        date_claimed = NULL, date_started = NULL, date_done = NULL
-    WHERE t.status = {DONE}
+    {_ON_CONFLICT}
     RETURNING t.queue
 ), notified AS (
     SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM ins) q
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified)
 """
+
+
+_ENQUEUE_ONE = f"""
+WITH ins AS (
+    INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created)
+    VALUES (%s, %s, '{states.PENDING}', {WAITING}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+            %s, %s, %s)
+    {_ON_CONFLICT}
+    RETURNING t.queue
+)
+SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM ins
+"""
+
+
+def _values(m: Message) -> tuple[Any, ...]:
+    return (m.id, m.name, m.queue, m.priority, m.args, m.kwargs, m.options, m.retries,
+            m.eta, m.run_at, m.expires, m.parent_id, m.root_id, m.group_id, m.date_created)
 
 
 def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
@@ -140,14 +165,20 @@ def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
     """
     if not messages:
         return 0
-    columns: list[list[Any]] = [[] for _ in range(15)]
-    for m in messages:
-        for column, value in zip(columns, (
-            m.id, m.name, m.queue, m.priority, m.args, m.kwargs, m.options, m.retries,
-            m.eta, m.run_at, m.expires, m.parent_id, m.root_id, m.group_id, m.date_created,
-        )):
-            column.append(value)
-    with connections[using or conf.database].cursor() as cursor:
+    wrapper = connections[using or conf.database]
+    wrapper.ensure_connection()
+    wrapper.validate_no_broken_transaction()
+    # Server-side binding on Django's own connection (inside its transaction, if any):
+    # the parameters travel apart from the text, which is much cheaper than Django's
+    # default of quoting them into it.
+    with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
+        if len(messages) == 1:
+            cursor.execute(_ENQUEUE_ONE, _values(messages[0]))
+            return 1 if cursor.fetchone() is not None else 0
+        columns: list[list[Any]] = [[] for _ in range(15)]
+        for m in messages:
+            for column, value in zip(columns, _values(m)):
+                column.append(value)
         cursor.execute(_ENQUEUE, columns)
         row = cursor.fetchone()
     return int(row[0])
