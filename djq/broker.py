@@ -181,7 +181,7 @@ def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
                 column.append(value)
         cursor.execute(_ENQUEUE, columns)
         row = cursor.fetchone()
-    return int(row[0])
+    return int(row[0]) if row else 0
 
 
 _CLAIM_COLUMNS = (
