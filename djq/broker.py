@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -322,9 +323,11 @@ def start(conn: Any, worker_id: int, ids: Sequence[uuid.UUID],
 
 _FINISH = f"""
 WITH v AS (
-    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-                         %s::smallint[], %s::int[], %s::timestamptz[], %s::text[], %s::text[])
-        AS v(id, state, result, traceback, date_done, status, retries, run_at, args, kwargs)
+    SELECT (e->>0)::uuid AS id, e->>1 AS state, e->>2 AS result, e->>3 AS traceback,
+        (e->>4)::timestamptz AS date_done, (e->>5)::smallint AS status,
+        (e->>6)::int AS retries, (e->>7)::timestamptz AS run_at, e->>8 AS args,
+        e->>9 AS kwargs, (e->>10)::boolean AS drop
+    FROM json_array_elements(%s::json) AS e
 ), upd AS (
     UPDATE djq_task t SET
         state = v.state, result = v.result, traceback = v.traceback, status = v.status,
@@ -336,11 +339,12 @@ WITH v AS (
         date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END,
         date_started = CASE WHEN v.status = {DONE} THEN t.date_started END
     FROM v
-    WHERE t.id = v.id AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
+    WHERE t.id = v.id AND NOT v.drop AND t.claimed_by = %s
+        AND t.status IN ({CLAIMED}, {STARTED})
     RETURNING t.id, t.status, t.queue
 ), del AS (
-    DELETE FROM djq_task t USING unnest(%s::uuid[]) AS d(id)
-    WHERE t.id = d.id AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
+    DELETE FROM djq_task t USING v
+    WHERE t.id = v.id AND v.drop AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
     RETURNING t.id
 ), done_notify AS (
     SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ','))
@@ -380,14 +384,14 @@ def _batches(outcomes: Iterable[Outcome]) -> Iterable[list[Outcome]]:
 
 
 def _finish_params(worker_id: int, batch: list[Outcome]) -> list[Any]:
-    keep = [o for o in batch if not o.delete]
-    drop = [o.id for o in batch if o.delete]
-    return [
-        [o.id for o in keep], [o.state for o in keep], [o.result for o in keep],
-        [o.traceback for o in keep], [o.date_done for o in keep], [o.status for o in keep],
-        [o.retries for o in keep], [o.run_at for o in keep], [o.args for o in keep],
-        [o.kwargs for o in keep], worker_id, drop, worker_id,
-    ]
+    # The whole batch travels as one JSON parameter: far cheaper to build than ten
+    # typed arrays, and PostgreSQL takes it apart in one pass.
+    rows = json.dumps([
+        [str(o.id), o.state, o.result, o.traceback, o.date_done.isoformat(), o.status,
+         o.retries, o.run_at.isoformat() if o.run_at else None, o.args, o.kwargs, o.delete]
+        for o in batch
+    ])
+    return [rows, worker_id, worker_id]
 
 
 _RELEASE = f"""
