@@ -303,3 +303,9 @@ def chaos_late(key: str, seconds: float) -> str:
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     time.sleep(seconds)
     return key
+
+
+@task(queue="special", priority=6)
+def routed() -> str:
+    """A task whose own options choose its queue and priority."""
+    return "routed"
