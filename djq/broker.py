@@ -575,6 +575,25 @@ SELECT r.name, (SELECT count(*) FROM n) FROM r
 """
 
 # Kept on the row (so a worker that missed the NOTIFY still finds it) and announced.
+RETRY = f"""
+WITH r AS (
+    UPDATE djq_task SET status = {WAITING}, state = '{states.PENDING}', result = NULL,
+        traceback = NULL, retries = 0, run_at = now(), worker = NULL, claimed_by = NULL,
+        date_claimed = NULL, date_started = NULL, date_done = NULL, terminate = NULL
+    WHERE id = %s AND status = {DONE}
+    RETURNING queue
+)
+SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM r
+"""
+
+PURGE = f"""
+WITH p AS (
+    DELETE FROM djq_task WHERE status = {WAITING} AND (%s::text[] IS NULL OR queue = ANY(%s))
+    RETURNING 1
+)
+SELECT count(*) FROM p
+"""
+
 REQUEST_TERMINATE = f"""
 WITH t AS (
     UPDATE djq_task SET terminate = %s WHERE id = %s AND status = {STARTED} RETURNING id

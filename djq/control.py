@@ -11,7 +11,7 @@ from django.db import connections
 
 from . import broker, serialization, signals, states
 from .conf import conf
-from .exceptions import TaskRevokedError
+from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
 from .task import Context, registry
 from .trace import exception_to_dict
 
@@ -58,6 +58,36 @@ def revoke(task_id: str | uuid.UUID, terminate: bool = False, signal: str | int 
     return "terminating"
 
 
+def retry(task_id: str | uuid.UUID, using: str | None = None) -> None:
+    """Re-queue a finished task under the same id (its result is cleared).
+
+    Raises :class:`TaskNotFound` for an unknown id and :class:`TaskNotFinished` for a
+    task still waiting or running."""
+    tid = uuid.UUID(str(task_id))
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(broker.RETRY, [tid])
+        if cursor.fetchone() is not None:
+            return
+        cursor.execute("SELECT 1 FROM djq_task WHERE id = %s", [tid])
+        if cursor.fetchone() is None:
+            raise TaskNotFound(f"No task with id {tid}")
+    raise TaskNotFinished(f"Task {tid} has not finished; only finished tasks can be retried")
+
+
+def purge(queues: list[str] | None = None, using: str | None = None) -> int:
+    """Delete waiting tasks (of ``queues``, or of every queue); returns how many.
+    Running tasks and stored results are never touched."""
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(broker.PURGE, [queues, queues])
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def forget(task_id: str | uuid.UUID, using: str | None = None) -> bool:
+    """Delete a finished task's stored result; True if there was one."""
+    return broker.forget(task_id, using=using) > 0
+
+
 def _send_revoked(name: str, task_id: str, terminated: bool, signum: Any) -> None:
     task = registry.get(name)
     signals.send(signals.task_revoked, sender=task,
@@ -65,4 +95,4 @@ def _send_revoked(name: str, task_id: str, terminated: bool, signum: Any) -> Non
                  terminated=terminated, signum=signum, expired=False)
 
 
-__all__ = ["revoke", "states"]
+__all__ = ["revoke", "retry", "purge", "forget"]

@@ -32,6 +32,14 @@ class DuplicateTaskError(DjqError):
     """A task with this id is already waiting or running."""
 
 
+class TaskNotFound(DjqError, LookupError):
+    """No task with this id is stored."""
+
+
+class TaskNotFinished(DjqError):
+    """The task has not finished yet."""
+
+
 class ImproperlyConfigured(DjqError):
     """djq is configured in a way that cannot work."""
 
@@ -100,7 +108,7 @@ class ChordError(DjqError):
 
 __all__ = [
     "DjqError", "EncodeError", "DecodeError", "NotRegistered", "DuplicateTaskError",
-    "ImproperlyConfigured", "Retry", "MaxRetriesExceededError", "SoftTimeLimitExceeded",
+    "ImproperlyConfigured", "TaskNotFound", "TaskNotFinished", "Retry", "MaxRetriesExceededError", "SoftTimeLimitExceeded",
     "TimeLimitExceeded", "TimeoutError", "TaskRevokedError", "WorkerLostError",
     "TaskError", "ChordError",
 ]

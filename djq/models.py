@@ -50,6 +50,8 @@ class Task(models.Model):
     date_done = models.DateTimeField(null=True, blank=True)
     terminate = models.SmallIntegerField(
         null=True, blank=True, help_text="Signal number of a revoke(terminate=True)")
+    owner = models.CharField(max_length=64, null=True, blank=True,
+                             help_text="pk of the user who enqueued it through the API")
 
     class Meta:
         db_table = "djq_task"

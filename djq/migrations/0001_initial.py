@@ -39,6 +39,7 @@ class Migration(migrations.Migration):
                 ('date_started', models.DateTimeField(blank=True, null=True)),
                 ('date_done', models.DateTimeField(blank=True, null=True)),
                 ('terminate', models.SmallIntegerField(blank=True, help_text='Signal number of a revoke(terminate=True)', null=True)),
+                ('owner', models.CharField(blank=True, help_text='pk of the user who enqueued it through the API', max_length=64, null=True)),
             ],
             options={
                 'db_table': 'djq_task',

@@ -28,14 +28,21 @@ def configure_logging(level: str) -> None:
         log.propagate = False
 
 
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise CommandError(f"expected a whole number, got {value!r}") from exc
-    if number < 1:
-        raise CommandError(f"expected a number of 1 or more, got {number}")
-    return number
+def refuse_time_limits(pool: str, queues: list[str]) -> None:
+    """Time limits need the prefork pool: refuse to start a threads/solo worker while the
+    settings set one, or while a task routed to this worker's queues has one."""
+    limited = sorted(
+        t.name for t in registry.values()
+        if (t.time_limit is not None or t.soft_time_limit is not None)
+        and (t.queue or conf.task_default_queue) in queues
+    )
+    if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
+        limited.insert(0, "the task_time_limit/task_soft_time_limit settings")
+    if limited:
+        raise CommandError(
+            f"Time limits need the prefork pool; -P {pool} cannot enforce them "
+            f"(configured by: {', '.join(limited)}). Use -P prefork or remove the limits."
+        )
 
 
 class Command(BaseCommand):
@@ -62,18 +69,9 @@ class Command(BaseCommand):
                                                             else 1):
                 raise CommandError(f"--{key.replace('_', '-')} must be 1 or more")
         pool = options["pool"]
-        if pool != "prefork":
-            limited = sorted(t.name for t in registry.values()
-                             if t.time_limit is not None or t.soft_time_limit is not None)
-            if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
-                limited.insert(0, "task_time_limit/task_soft_time_limit settings")
-            if limited:
-                raise CommandError(
-                    f"Time limits need the prefork pool; -P {pool} cannot enforce them "
-                    f"(configured by: {', '.join(limited)}). Use -P prefork or remove "
-                    f"the limits."
-                )
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
+        if pool != "prefork":
+            refuse_time_limits(pool, queues or [conf.task_default_queue])
         worker = Worker(
             concurrency=options["concurrency"], queues=queues or None, pool=pool,
             prefetch_multiplier=options["prefetch_multiplier"], hostname=options["hostname"],
