@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "djq",
+    "djq.contrib.snapshots",
     "demo_project.demo",
 ]
 

@@ -14,4 +14,16 @@ class DjqConfig(AppConfig):
         from . import checks, receivers  # noqa: F401 - checks register on import
 
         receivers.connect()
+        from .events import receivers as event_receivers
+
+        event_receivers.connect_sent()  # task-sent events, with task_send_sent_event
         autodiscover_modules("tasks")
+        from importlib.util import find_spec
+
+        if find_spec("django.tasks") or find_spec("django_tasks"):
+            # Workers run tasks of Django's Tasks framework (DjqBackend) by module path.
+            from .backends import resolve_django_task
+            from .task import registry
+
+            if resolve_django_task not in registry.resolvers:
+                registry.resolvers.append(resolve_django_task)

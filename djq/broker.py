@@ -26,6 +26,9 @@ from .conf import conf
 
 # Row status (``djq_task.status``): what the queue does with a row, whatever its state.
 WAITING, CLAIMED, STARTED, DONE = 0, 1, 2, 3
+# A canvas row (chain step, chord callback) that exists but is not claimable yet: the
+# database trigger of migration 0002 starts or fails it when what it waits on ends.
+DEFERRED = 4
 
 #: NOTIFY channel a worker listens on; the payload is the queue name.
 ENQUEUE_CHANNEL = "djq_enqueue"
@@ -57,6 +60,8 @@ class Message:
     parent_id: uuid.UUID | None = None
     root_id: uuid.UUID | None = None
     group_id: uuid.UUID | None = None
+    status: int = WAITING  # DEFERRED rows go through enqueue_canvas()
+    waiting_on: uuid.UUID | None = None  # a task id or a chord's group id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,6 +171,8 @@ def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
     """
     if not messages:
         return 0
+    if any(m.status != WAITING or m.waiting_on is not None for m in messages):
+        return enqueue_canvas(messages, (), using=using)
     wrapper = connections[using or conf.database]
     wrapper.ensure_connection()
     wrapper.validate_no_broken_transaction()
@@ -262,26 +269,156 @@ def claim(conn: Any, worker_id: int, hostname: str, queues: Sequence[str], limit
     return _claimed(conn.execute(_claim_sql(len(queues)), params).fetchall())
 
 
+# The worker's round trip as one server-side function: a single statement (so a single
+# commit, whose WAL flush is the real cost of a queue) with plans cached by PL/pgSQL.
+# Versioned: a change to it is a new function and a new migration.
+CYCLE_FUNCTION_V1 = f"""
+-- djq_cycle: one worker round trip in one statement (and so one commit): write the
+-- outcomes of finished tasks, mark buffered rows started, claim (and start) more.
+-- Rows come back as (kind, ...): kind 's' = a buffered row now started (only id set),
+-- 'c' = a newly claimed row (started says whether it was started too). Queues are read in
+-- the order given (the caller rotates them for fairness); within a queue, highest priority,
+-- then oldest, first.
+CREATE OR REPLACE FUNCTION djq_cycle_v1(
+    p_worker bigint, p_hostname text, p_outcomes json, p_start uuid[], p_queues text[],
+    p_limit int, p_start_n int, p_track_default boolean, p_track_exceptions text[]
+) RETURNS TABLE (
+    kind text, id uuid, name varchar, queue varchar, priority int, args text, kwargs text,
+    options text, retries int, eta timestamptz, expires timestamptz, parent_id uuid,
+    root_id uuid, group_id uuid, run_at timestamptz, state varchar, started boolean
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    q text;
+    v_rows int;
+    v_to_start int := p_start_n;
+    v_notified bigint;
+BEGIN
+    IF p_outcomes IS NOT NULL THEN
+        WITH v AS (
+            SELECT (e->>0)::uuid AS id, e->>1 AS state, e->>2 AS result, e->>3 AS traceback,
+                (e->>4)::timestamptz AS date_done, (e->>5)::smallint AS status,
+                (e->>6)::int AS retries, (e->>7)::timestamptz AS run_at, e->>8 AS args,
+                e->>9 AS kwargs, (e->>10)::boolean AS drop
+            FROM json_array_elements(p_outcomes) AS e
+        ), upd AS (
+            UPDATE djq_task t SET
+                state = v.state, result = v.result, traceback = v.traceback, status = v.status,
+                retries = coalesce(v.retries, t.retries), run_at = coalesce(v.run_at, t.run_at),
+                args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
+                date_done = CASE WHEN v.status = 3 THEN v.date_done END,
+                claimed_by = CASE WHEN v.status = 3 THEN t.claimed_by END,
+                date_claimed = CASE WHEN v.status = 3 THEN t.date_claimed END,
+                date_started = CASE WHEN v.status = 3 THEN t.date_started END
+            FROM v
+            WHERE t.id = v.id AND NOT v.drop AND t.claimed_by = p_worker AND t.status IN (1, 2)
+            RETURNING t.id, t.status, t.queue
+        ), del AS (
+            DELETE FROM djq_task t USING v
+            WHERE t.id = v.id AND v.drop AND t.claimed_by = p_worker AND t.status IN (1, 2)
+            RETURNING t.id
+        ), done_notify AS (
+            SELECT pg_notify('{DONE_CHANNEL}', string_agg(d.id::text, ','))
+            FROM (SELECT u.id FROM upd u WHERE u.status = 3 UNION ALL SELECT x.id FROM del x) d
+            HAVING count(*) > 0
+        ), wake_notify AS (
+            SELECT pg_notify('{ENQUEUE_CHANNEL}', w.queue)
+            FROM (SELECT DISTINCT u.queue FROM upd u WHERE u.status = 0) w
+        )
+        SELECT (SELECT count(*) FROM done_notify) + (SELECT count(*) FROM wake_notify)
+        INTO v_notified;
+    END IF;
+
+    IF p_start IS NOT NULL AND cardinality(p_start) > 0 THEN
+        RETURN QUERY
+        UPDATE djq_task t SET status = 2, date_started = now(),
+            state = CASE WHEN (p_track_default <> (t.name = ANY(p_track_exceptions)))
+                         THEN 'STARTED' ELSE t.state END
+        WHERE t.id = ANY(p_start) AND t.claimed_by = p_worker AND t.status = 1
+        RETURNING 's'::text, t.id, NULL::varchar, NULL::varchar, NULL::int, NULL::text,
+            NULL::text, NULL::text, NULL::int, NULL::timestamptz, NULL::timestamptz,
+            NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::varchar, true;
+    END IF;
+
+    IF p_limit > 0 THEN
+        FOREACH q IN ARRAY p_queues LOOP
+            EXIT WHEN p_limit <= 0;
+            RETURN QUERY
+            WITH c AS (
+                SELECT x.id, x.priority, x.run_at FROM djq_task x
+                WHERE x.status = 0 AND x.queue = q AND x.run_at <= now()
+                ORDER BY x.priority DESC, x.run_at
+                LIMIT p_limit FOR UPDATE SKIP LOCKED
+            ), r AS (
+                SELECT c.id, row_number() OVER (ORDER BY c.priority DESC, c.run_at) AS rn FROM c
+            )
+            UPDATE djq_task t SET
+                status = CASE WHEN r.rn <= v_to_start THEN 2 ELSE 1 END,
+                date_started = CASE WHEN r.rn <= v_to_start THEN now() END,
+                state = CASE WHEN r.rn <= v_to_start
+                                  AND (p_track_default <> (t.name = ANY(p_track_exceptions)))
+                             THEN 'STARTED' ELSE t.state END,
+                claimed_by = p_worker, worker = p_hostname, date_claimed = now()
+            FROM r WHERE t.id = r.id
+            RETURNING 'c'::text, t.id, t.name, t.queue, t.priority, t.args, t.kwargs,
+                t.options, t.retries, t.eta, t.expires, t.parent_id, t.root_id, t.group_id,
+                t.run_at, t.state, t.status = 2;
+            GET DIAGNOSTICS v_rows = ROW_COUNT;
+            p_limit := p_limit - v_rows;
+            v_to_start := greatest(0, v_to_start - v_rows);
+        END LOOP;
+    END IF;
+END
+$fn$;
+"""
+
+_CYCLE = """
+SELECT * FROM djq_cycle_v1(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[])
+"""
+
+
 def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
           start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
-          claim_start: int, tracking: Tracking) -> tuple[set[uuid.UUID], list[Claimed]]:
-    """A worker's loop in one transaction and one round trip (a pipeline): write
-    ``outcomes``, mark ``start_ids`` started, claim up to ``claim_limit`` more rows (the
-    first ``claim_start`` of them started too). Returns (ids started, rows claimed).
-    One commit instead of three is what makes a drain fast: each commit waits for the
-    WAL to reach the disk."""
-    with conn.pipeline(), conn.transaction():
-        for batch in _batches(outcomes):
-            conn.execute(_FINISH, _finish_params(worker_id, batch))
-        start_cursor = conn.execute(
-            _START, _start_params(worker_id, start_ids, tracking)) if start_ids else None
-        claim_cursor = conn.execute(
-            _claim_sql(len(queues)),
-            _claim_params(worker_id, hostname, queues, claim_limit, claim_start, tracking),
-        ) if claim_limit > 0 else None
-    started = {row[0] for row in start_cursor.fetchall()} if start_cursor else set()
-    claimed = _claimed(claim_cursor.fetchall()) if claim_cursor else []
+          claim_start: int, tracking: Tracking,
+          notify: Sequence[tuple[str, str]] = ()) -> tuple[set[uuid.UUID], list[Claimed]]:
+    """A worker's loop in one statement: write ``outcomes``, mark ``start_ids`` started,
+    claim up to ``claim_limit`` more rows of ``queues`` (read in that order; the first
+    ``claim_start`` claimed are started too). Returns (ids started, rows claimed)."""
+    done: str | None = None
+    if outcomes:
+        if len(outcomes) > _NOTIFY_IDS:  # keep each NOTIFY payload under its size limit
+            finish(conn, worker_id, outcomes[:-_NOTIFY_IDS])
+            outcomes = outcomes[-_NOTIFY_IDS:]
+        done = _finish_params(worker_id, list(outcomes))[0]
+    params = [
+        worker_id, hostname, done, list(start_ids), list(queues), claim_limit, claim_start,
+        tracking.default, list(tracking.exceptions),
+    ]
+    if notify:
+        # Events (``notify``: (channel, payload) pairs) ride in the same transaction and
+        # round trip: a NOTIFY of its own would cost a commit of its own.
+        with conn.pipeline(), conn.transaction():
+            conn.execute(_NOTIFY, _notify_params(notify))
+            cursor = conn.execute(_CYCLE, params)
+        rows = cursor.fetchall()
+    else:
+        rows = conn.execute(_CYCLE, params).fetchall()
+    started = {row[1] for row in rows if row[0] == "s"}
+    claimed = [Claimed(*row[1:]) for row in rows if row[0] == "c"]
     return started, claimed
+
+
+_NOTIFY = "SELECT count(pg_notify(n->>0, n->>1)) FROM json_array_elements(%s::json) AS n"
+
+
+def _notify_params(notify: Sequence[tuple[str, str]]) -> list[Any]:
+    # One JSON parameter: text[] arrays of JSON payloads cost a regex pass per quote.
+    return [json.dumps(notify)]
+
+
+def notify(conn: Any, notifications: Sequence[tuple[str, str]]) -> None:
+    """Send (channel, payload) NOTIFYs in one statement on a psycopg connection."""
+    if notifications:
+        conn.execute(_NOTIFY, _notify_params(notifications))
 
 
 _NEXT_RUN_AT = f"""
@@ -557,6 +694,8 @@ def prune(conn: Any, older_than: float, batch: int) -> int:
     cursor = conn.execute(_PRUNE, [older_than, batch])
     deleted = int(cursor.rowcount)
     conn.execute(_PRUNE_WORKERS, [max(older_than, 3600.0)])
+    if deleted < batch:  # once per pass: finished chords and saved groups
+        conn.execute(_PRUNE_CANVAS, [older_than, older_than])
     return deleted
 
 
@@ -566,7 +705,7 @@ REVOKE_WAITING = f"""
 WITH r AS (
     UPDATE djq_task SET status = {DONE}, state = '{states.REVOKED}', result = %s,
         date_done = now()
-    WHERE id = %s AND status IN ({WAITING}, {CLAIMED})
+    WHERE id = %s AND status IN ({WAITING}, {CLAIMED}, {DEFERRED})
     RETURNING id, name
 ), n AS (
     SELECT pg_notify('{DONE_CHANNEL}', id::text) FROM r
@@ -673,3 +812,189 @@ def forget(task_id: str | uuid.UUID, using: str | None = None) -> int:
 
 def _as_uuid(value: str | uuid.UUID) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# --- canvas: chains, groups, chords ---------------------------------------------------
+#
+# A canvas is enqueued as rows in one statement: the steps that can run at once are
+# WAITING, the others DEFERRED with ``waiting_on`` naming the task (a chain's previous
+# step) or the chord (its group id) they wait for. The database itself moves them on:
+# the trigger of migration 0002 starts (or fails) deferred rows when what they wait on
+# ends, and counts chord members down in ``djq_chord``, whatever path ended the task.
+
+_ENQUEUE_CANVAS = f"""
+WITH ins AS (
+    INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on)
+    SELECT v.id, v.name, '{states.PENDING}', v.status, v.queue, v.priority, v.args, v.kwargs,
+        v.options, v.retries, v.eta, v.run_at, v.expires, v.parent_id, v.root_id, v.group_id,
+        v.date_created, v.waiting_on
+    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
+                %s::text[], %s::int[], %s::timestamptz[], %s::timestamptz[],
+                %s::timestamptz[], %s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[],
+                %s::smallint[], %s::uuid[])
+        AS v(id, name, queue, priority, args, kwargs, options, retries, eta, run_at, expires,
+             parent_id, root_id, group_id, date_created, status, waiting_on)
+    RETURNING t.queue, t.status
+), chords AS (
+    INSERT INTO djq_chord (group_id, remaining, callback_id, members, created)
+    SELECT (c->>0)::uuid, (c->>1)::int, (c->>2)::uuid,
+        ARRAY(SELECT m::uuid FROM json_array_elements_text(c->3) AS m), now()
+    FROM json_array_elements(%s::json) AS c
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
+    FROM (SELECT DISTINCT queue FROM ins WHERE status = {WAITING}) q
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM chords),
+       (SELECT count(*) FROM notified)
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChordRow:
+    """A chord's counter: ``members`` (in order) end, then the rows waiting on
+    ``group_id`` start with their results."""
+
+    group_id: uuid.UUID
+    members: tuple[uuid.UUID, ...]
+    callback_id: uuid.UUID | None = None
+
+
+def enqueue_canvas(messages: Sequence[Message], chords: Sequence[ChordRow] = (),
+                   using: str | None = None) -> int:
+    """Insert a canvas's rows (WAITING and DEFERRED) and its chord counters in one
+    statement, on Django's connection (so inside the caller's transaction, if any).
+
+    Ids are fresh: an id already stored raises :class:`~djq.exceptions.DuplicateTaskError`
+    and nothing is stored. Returns how many task rows were written.
+    """
+    from django.db import IntegrityError
+
+    from .exceptions import DuplicateTaskError
+
+    if not messages:
+        return 0
+    columns: list[list[Any]] = [[] for _ in range(17)]
+    for m in messages:
+        for column, value in zip(columns, (*_values(m), m.status, m.waiting_on)):
+            column.append(value)
+    chord_json = json.dumps([
+        [str(c.group_id), len(c.members), str(c.callback_id) if c.callback_id else None,
+         [str(i) for i in c.members]] for c in chords
+    ])
+    wrapper = connections[using or conf.database]
+    wrapper.ensure_connection()
+    wrapper.validate_no_broken_transaction()
+    try:
+        with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
+            cursor.execute(_ENQUEUE_CANVAS, [*columns, chord_json])
+            row = cursor.fetchone()
+    except IntegrityError as exc:
+        raise DuplicateTaskError(
+            f"A task or chord id of this canvas is already stored; nothing was sent ({exc})"
+        ) from exc
+    return int(row[0]) if row else 0
+
+
+_FETCH_MANY = f"SELECT {', '.join(FETCH_FIELDS)} FROM djq_task WHERE id = ANY(%s::uuid[])"
+
+
+def fetch_many(task_ids: Iterable[str | uuid.UUID],
+               using: str | None = None) -> dict[str, dict[str, Any]]:
+    """The stored rows of ``task_ids`` by id (as text), in one query; unknown ids are
+    missing from the answer."""
+    ids = [_as_uuid(i) for i in task_ids]
+    if not ids:
+        return {}
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_FETCH_MANY, [ids])
+        rows = [dict(zip(FETCH_FIELDS, row)) for row in cursor.fetchall()]
+    return {str(r["id"]): r for r in rows}
+
+
+_GROUP_MEMBERS = """
+SELECT members FROM djq_chord WHERE group_id = %s
+UNION ALL
+SELECT members FROM djq_group WHERE id = %s
+LIMIT 1
+"""
+
+
+def group_members(group_id: str | uuid.UUID,
+                  using: str | None = None) -> list[uuid.UUID] | None:
+    """The member ids of a chord header or a saved group, or None if ``group_id`` names
+    neither."""
+    gid = _as_uuid(group_id)
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_GROUP_MEMBERS, [gid, gid])
+        row = cursor.fetchone()
+    return list(row[0]) if row else None
+
+
+_SAVE_GROUPS = """
+INSERT INTO djq_group (id, members, date_created)
+SELECT (g->>0)::uuid, ARRAY(SELECT m::uuid FROM json_array_elements_text(g->1) AS m), now()
+FROM json_array_elements(%s::json) AS g
+ON CONFLICT (id) DO UPDATE SET members = excluded.members, date_created = excluded.date_created
+"""
+
+
+def save_groups(groups: Sequence[tuple[str, Sequence[str]]], using: str | None = None) -> None:
+    """Store groups as (id, member ids in order); a member id may name another group
+    stored in the same call (nested groups)."""
+    if not groups:
+        return
+    payload = json.dumps([[str(gid), [str(m) for m in members]] for gid, members in groups])
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_SAVE_GROUPS, [payload])
+
+
+_RESTORE_GROUP = """
+WITH RECURSIVE g(id, members) AS (
+    SELECT id, members FROM djq_group WHERE id = %s
+    UNION
+    SELECT s.id, s.members FROM djq_group s JOIN g ON s.id = ANY(g.members)
+)
+SELECT id, members FROM g
+"""
+
+
+def restore_groups(group_id: str | uuid.UUID,
+                   using: str | None = None) -> dict[str, list[str]]:
+    """A saved group and the saved groups nested in it: id -> member ids in order."""
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_RESTORE_GROUP, [_as_uuid(group_id)])
+        return {str(r[0]): [str(m) for m in r[1]] for r in cursor.fetchall()}
+
+
+_DELETE_GROUP = "DELETE FROM djq_group WHERE id = %s"
+
+
+def delete_group(group_id: str | uuid.UUID, using: str | None = None) -> int:
+    with connections[using or conf.database].cursor() as cursor:
+        cursor.execute(_DELETE_GROUP, [_as_uuid(group_id)])
+        return int(cursor.rowcount)
+
+
+REVOKE_WAITING_MANY = f"""
+WITH r AS (
+    UPDATE djq_task SET status = {DONE}, state = '{states.REVOKED}', result = %s,
+        date_done = now()
+    WHERE id = ANY(%s::uuid[]) AND status IN ({WAITING}, {CLAIMED}, {DEFERRED})
+    RETURNING id, name
+), n AS (
+    SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ','))
+    FROM (SELECT id, (row_number() OVER ()) / {_NOTIFY_IDS} AS batch FROM r) b
+    GROUP BY batch
+)
+SELECT r.id, r.name, (SELECT count(*) FROM n) FROM r
+"""
+
+# Finished chords and saved groups are kept as long as results are.
+_PRUNE_CANVAS = f"""
+WITH c AS (
+    DELETE FROM djq_chord WHERE remaining = 0 AND created < now() - make_interval(secs => %s)
+)
+DELETE FROM djq_group WHERE date_created < now() - make_interval(secs => %s)
+"""

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_concurrency": None,
     "worker_prefetch_multiplier": 4,
     "worker_send_task_events": False,
+    "task_send_sent_event": False,  # Celery's: the sender publishes task-sent events
     "result_expires": 86400,
     "database": "default",
     "api_permission_classes": ["rest_framework.permissions.IsAdminUser"],

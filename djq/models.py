@@ -10,6 +10,7 @@ finished rows.
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -21,6 +22,7 @@ class Status(models.IntegerChoices):
     CLAIMED = broker.CLAIMED, "claimed"
     STARTED = broker.STARTED, "started"
     DONE = broker.DONE, "done"
+    DEFERRED = broker.DEFERRED, "deferred"
 
 
 class Task(models.Model):
@@ -52,6 +54,9 @@ class Task(models.Model):
         null=True, blank=True, help_text="Signal number of a revoke(terminate=True)")
     owner = models.CharField(max_length=64, null=True, blank=True,
                              help_text="pk of the user who enqueued it through the API")
+    waiting_on = models.UUIDField(
+        null=True, blank=True,
+        help_text="A deferred canvas row starts when this task (or chord) ends")
 
     class Meta:
         db_table = "djq_task"
@@ -69,6 +74,16 @@ class Task(models.Model):
             models.Index(
                 fields=["date_done"], name="djq_task_done", condition=Q(status=Status.DONE)
             ),
+            # Canvas rows waiting for another task or a chord (read by the trigger).
+            models.Index(fields=["waiting_on"], name="djq_task_deferred",
+                         condition=Q(status=Status.DEFERRED)),
+            # The admin, the API and the monitor list tasks newest first: read backwards,
+            # this index serves ORDER BY date_created DESC, id DESC with a LIMIT however
+            # many rows are kept, and the "enqueued per minute" counts.
+            models.Index(fields=["date_created", "id"], name="djq_task_created"),
+            # Tasks enqueued through the API, listed by their owner (api_owner_scoped).
+            models.Index(fields=["owner", "date_created"], name="djq_task_owner",
+                         condition=Q(owner__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -104,3 +119,35 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid})"
+
+
+class Chord(models.Model):
+    """A chord's counter: the callback rows (``waiting_on`` = ``group_id``) start when
+    ``remaining`` reaches 0, with the results of ``members`` in this order."""
+
+    group_id = models.UUIDField(primary_key=True)
+    remaining = models.IntegerField()
+    callback_id = models.UUIDField(null=True, blank=True)
+    members = ArrayField(models.UUIDField())
+    created = models.DateTimeField()
+
+    class Meta:
+        db_table = "djq_chord"
+
+    def __str__(self) -> str:
+        return f"chord {self.group_id} ({self.remaining} of {len(self.members)} left)"
+
+
+class SavedGroup(models.Model):
+    """A group saved with ``GroupResult.save()``: its member ids in order (a member may
+    be another saved group)."""
+
+    id = models.UUIDField(primary_key=True)
+    members = ArrayField(models.UUIDField())
+    date_created = models.DateTimeField()
+
+    class Meta:
+        db_table = "djq_group"
+
+    def __str__(self) -> str:
+        return f"group {self.id} ({len(self.members)} members)"

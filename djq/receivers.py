@@ -22,6 +22,9 @@ def _uuid(value: Any) -> uuid.UUID:
 
 
 def _keeps_result(task: Task, request: Context) -> bool:
+    canvas = (getattr(request, "options", None) or {}).get("canvas") or {}
+    if canvas.get("keep_result"):
+        return True  # a chain's next step or a chord takes it from the row (migration 0002)
     return not (request.ignore_result or task.option("ignore_result"))
 
 

@@ -29,9 +29,25 @@ logger = logging.getLogger(__name__)
 
 
 class Registry(dict[str, "Task"]):
-    """Registered tasks by name."""
+    """Registered tasks by name.
+
+    ``resolvers`` are asked, in order, about a name that is not registered when it is
+    looked up with ``registry[name]`` (as a worker looks up a row's name; ``get`` and
+    ``in`` never ask). A resolver returns a :class:`Task` for the name, which is then
+    registered under it, or None. :mod:`djq.backends` adds one that adapts tasks of
+    Django's Tasks framework by module path. Unresolved names raise NotRegistered.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resolvers: list[Callable[[str], Task | None]] = []
 
     def __missing__(self, name: str) -> Task:
+        for resolve in self.resolvers:
+            found = resolve(name)
+            if found is not None:
+                self[name] = found
+                return found
         raise NotRegistered(f"Task of kind {name!r} is not registered")
 
     def register(self, task: Task) -> Task:

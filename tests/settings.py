@@ -12,7 +12,16 @@ import os
 from demo_project.settings import *  # noqa: F401,F403
 from demo_project.settings import DATABASES, DJQ, INSTALLED_APPS
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp", "django_tasks"]
+
+# Django's Tasks framework (the django-tasks backport on Django 5.2) on djq workers:
+# tests/testapp/django_tasks.py declares its tasks.
+TASKS = {
+    "default": {
+        "BACKEND": "djq.backends.DjqBackend",
+        "QUEUES": ["default", "queue-1", "dj-high"],
+    },
+}
 
 if os.environ.get("DJQ_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["DJQ_TEST_DATABASE_NAME"]

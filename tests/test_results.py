@@ -141,8 +141,10 @@ def test_progress_meta_through_info(worker):
     seen: set[int] = set()
 
     def finished_watching() -> bool:
-        if result.state == "PROGRESS":
-            seen.add(result.info["progress"])
+        # state and info are two reads; the task may finish between them.
+        info = result.info
+        if isinstance(info, dict) and "progress" in info:
+            seen.add(info["progress"])
         return result.ready()
 
     wait_for(finished_watching, message="the task to finish", interval=0.02)

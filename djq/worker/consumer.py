@@ -25,6 +25,7 @@ from django.utils import timezone
 from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import Listener
+from ..events import dispatcher as events
 from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
@@ -85,12 +86,14 @@ class Worker:
         self.next_eta_check = 0.0
         self.next_control_check = 0.0
         self.tracking = _tracking()
+        self._queue_turn = 0
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
         # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
+        self.events: events.EventDispatcher | None = None  # with -E
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -137,9 +140,13 @@ class Worker:
             self.queues, loadavg(), VERSION,
         )
         os.register_at_fork(after_in_child=self._after_fork_in_child)
+        if self.send_events:  # before the pool starts: its processes inherit it
+            self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
                               self.max_tasks_per_child)
         self.pool.start()
+        if self.events is not None:
+            self.events.worker_event(self.conn, "worker-online", self)
         self.maintenance = Maintenance(self)
         self.maintenance.start()
         logger.info("%s ready: pool=%s concurrency=%d queues=%s id=%d", self.hostname,
@@ -180,7 +187,10 @@ class Worker:
                 # Our own statements may have brought notifications (ours included):
                 # read them before deciding how long to sleep.
                 self._drain_notifies()
-                self._wait(self._timeout())
+                timeout = self._timeout()
+                if self.events is not None:  # sends events that waited long enough
+                    timeout = self.events.before_wait(self.conn, timeout)
+                self._wait(timeout)
             except psycopg.Error as exc:
                 self._reconnect(exc)
 
@@ -332,13 +342,16 @@ class Worker:
             if self._should_claim():
                 claim_start = free - len(to_start)
                 claim_limit = self.prefetch - len(self.buffer) + claim_start
-            if not (self.unwritten or to_start or claim_limit):
+            busy = bool(self.unwritten or to_start or claim_limit)
+            notify = ([] if self.events is None
+                      else self.events.take_notifications(alone=not busy))
+            if not (busy or notify):
                 return
             try:
                 started, claimed = broker.cycle(
                     self.conn, self.worker_id, self.hostname, self.unwritten,
-                    [c.id for c in to_start], self.queues, claim_limit, claim_start,
-                    self.tracking,
+                    [c.id for c in to_start], self._queue_order(), claim_limit, claim_start,
+                    self.tracking, notify,
                 )
             except BaseException:
                 self.buffer.extendleft(reversed(to_start))  # still only claimed: rolled back
@@ -360,6 +373,14 @@ class Worker:
             if not (self.buffer and self.pool.free_slots()):
                 return
 
+    def _queue_order(self) -> list[str]:
+        """The worker's queues, starting one further along each cycle, so that a backlog
+        in one queue never starves the others."""
+        if len(self.queues) > 1:
+            self._queue_turn = (self._queue_turn + 1) % len(self.queues)
+            return self.queues[self._queue_turn:] + self.queues[:self._queue_turn]
+        return self.queues
+
     def _received(self, claimed: list[broker.Claimed]) -> None:
         for row in claimed:
             logger.info("Task %s[%s] received", row.name, row.id)
@@ -367,7 +388,8 @@ class Worker:
             for row in claimed:
                 signals.send(signals.task_received, sender=self,
                              request=Context(id=str(row.id), task=row.name,
-                                             hostname=self.hostname, called_directly=False))
+                                             hostname=self.hostname, called_directly=False,
+                                             **_received_fields(row)))
 
     def _after_claim(self, got: int, wanted: int) -> None:
         assert self.conn is not None
@@ -399,6 +421,8 @@ class Worker:
                                        None if hard is None else now + hard, hard]
         payload = claimed_to_dict(row)
         payload["worker_id"] = self.worker_id
+        if self.events is not None:
+            self.events.task_started(task_id)
         self.pool.submit(payload)
 
     # -- writing outcomes -------------------------------------------------------------
@@ -438,6 +462,8 @@ class Worker:
             claimed = self.inflight.pop(f.task_id, None)
             self.deadlines.pop(f.task_id, None)
             outcomes = f.outcomes if f.lost is None else [self._lost_outcome(f, claimed)]
+            if f.lost is not None and self.events is not None:
+                self.events.lost(outcomes)
             for o in outcomes:
                 if o.status == broker.DONE:
                     self.processed += 1
@@ -484,6 +510,9 @@ class Worker:
                          "those tasks", len(self.unwritten))
         if self.maintenance is not None:
             self.maintenance.stop()
+        dispatcher = self.events
+        if dispatcher is not None:  # after the last heartbeat, with what is still buffered
+            self._try_db(lambda: dispatcher.worker_event(self.conn, "worker-offline", self))
         self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id))
         if self.conn is not None:
             self.conn.close()
@@ -525,6 +554,20 @@ def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.F
         traceback=ExceptionInfo(exc).traceback if with_traceback else None,
         date_done=timezone.now(),
     )
+
+
+def _received_fields(row: broker.Claimed) -> dict[str, Any]:
+    """What ``task_received`` receivers learn of a claimed row beyond its id and name
+    (the arguments as their JSON text, as Celery gives their repr)."""
+    return {
+        "argsrepr": row.args, "kwargsrepr": row.kwargs, "retries": row.retries,
+        "eta": row.eta.isoformat() if row.eta else None,
+        "expires": row.expires.isoformat() if row.expires else None,
+        "root_id": str(row.root_id) if row.root_id else None,
+        "parent_id": str(row.parent_id) if row.parent_id else None,
+        "delivery_info": {"exchange": "", "routing_key": row.queue, "priority": row.priority,
+                          "redelivered": False},
+    }
 
 
 def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:

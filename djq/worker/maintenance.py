@@ -104,6 +104,8 @@ class Maintenance(threading.Thread):
         active = len(pool.running()) if pool is not None else 0
         alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
                                  loadavg())
+        if w.events is not None:
+            w.events.worker_event(self.conn, "worker-heartbeat", w)
         if not alive and not w.stop_requested:
             # Others declared us dead (e.g. after a long outage) and recovered our rows;
             # writes under the old id are refused by the database. Start afresh.

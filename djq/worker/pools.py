@@ -28,6 +28,7 @@ from django.db import close_old_connections, connections
 
 from .. import broker, signals
 from ..db import open_connection
+from ..events import dispatcher as events
 from ..exceptions import SoftTimeLimitExceeded
 from ..trace import execute
 
@@ -264,6 +265,7 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             if data == b"stop":
                 break
             row = json.loads(data)
+            events.from_parent(row)
             _ChildState.running = row["id"]
             try:
                 outcomes = execute(row, hostname)
@@ -274,7 +276,8 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             retire = max_tasks is not None and done >= max_tasks
             try:
                 conn.send_bytes(json.dumps(
-                    [row["id"], [outcome_to_json(o) for o in outcomes], retire]).encode())
+                    [row["id"], [outcome_to_json(o) for o in outcomes], retire,
+                     *events.to_parent()]).encode())
             except OSError:
                 _write_orphaned(outcomes, row.get("worker_id"))
                 break
@@ -335,6 +338,7 @@ class PreforkPool:
             if child.task_id is None and not child.retiring:
                 child.task_id = row["id"]
                 child.started = time.monotonic()
+                events.to_child(row)
                 try:
                     child.conn.send_bytes(json.dumps(row).encode())
                 except OSError:
@@ -354,7 +358,8 @@ class PreforkPool:
         for i, child in enumerate(list(self.children)):
             try:
                 while child.conn.poll():
-                    task_id, outcomes, retire = json.loads(child.conn.recv_bytes())
+                    task_id, outcomes, retire, *extra = json.loads(child.conn.recv_bytes())
+                    events.from_child(extra)
                     finished.append(Finished(task_id, [outcome_from_json(o) for o in outcomes]))
                     child.task_id = None
                     child.retiring = bool(retire)

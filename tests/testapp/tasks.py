@@ -309,3 +309,47 @@ def chaos_late(key: str, seconds: float) -> str:
 def routed() -> str:
     """A task whose own options choose its queue and priority."""
     return "routed"
+
+
+# --- canvas (tests/test_canvas.py) ------------------------------------------------------
+
+
+@task
+def mul(x: Any, y: Any) -> Any:
+    return x * y
+
+
+@task
+def tsum(values: list[Any], *extra: Any) -> Any:
+    """A chord callback: the sum of the header's results (and of partial args)."""
+    return sum(values) + sum(extra)
+
+
+@task
+def chord_record(results: Any, key: str) -> Any:
+    """A chord callback that records each run, to count them."""
+    import json
+
+    SideEffect.objects.create(key=key, value=json.dumps(results), pid=os.getpid())
+    return results
+
+
+@task(acks_late=True)
+def slow_late(x: Any, seconds: float, key: str) -> Any:
+    """A chord member that runs again if its worker dies (acks_late)."""
+    SideEffect.objects.create(key=key, value=str(x), pid=os.getpid())
+    time.sleep(seconds)
+    return x
+
+
+@task(ignore_result=True)
+def ignored_double(x: Any) -> Any:
+    return x * 2
+
+
+@task
+def spawn_canvas() -> str:
+    """Sends a chain from inside a task; returns the chain's id."""
+    from djq import chain
+
+    return str(chain(add.s(1, 1), add.s(2), add.s(2)).apply_async().id)

@@ -1,0 +1,1 @@
+"""The bench's Django app: the tasks djq workers run during the benchmark."""

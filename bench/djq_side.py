@@ -1,0 +1,437 @@
+"""djq's side of the benchmark: ``python -m bench.djq_side '<json spec>'``.
+
+Runs one workload against the ``djq_bench`` database (Django settings ``bench.settings``)
+and prints one ``BENCH-RESULT {...}`` line. Workers are real ``manage.py djq_worker``
+processes, each in a process group of its own that is killed when the workload ends.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ROOT,
+    STAMP_ENV,
+    Group,
+    StampCollector,
+    percentile,
+    run_side,
+    tree_rss_kib,
+)
+
+QUEUE = "default"          # the queue the bench's tasks go to and the workers consume
+PARKED_QUEUE = "parked"    # W4b's 200,000 queued tasks: no worker consumes it
+HISTORY_QUEUE = "history"  # W4a's 1,000,000 finished tasks
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    import django
+
+    django.setup()
+
+
+def _cursor() -> Any:
+    from django.db import connection
+
+    return connection.cursor()
+
+
+def _status() -> Any:
+    from djq import broker
+
+    return broker
+
+
+def reset(keep_preload: bool = False) -> None:
+    """Empty djq's tables (or, with W4's preloaded rows, delete only the bench queue's)."""
+    with _cursor() as cur:
+        if keep_preload:
+            cur.execute("DELETE FROM djq_task WHERE queue = %s", [QUEUE])
+            cur.execute("DELETE FROM djq_worker")
+        else:
+            cur.execute("TRUNCATE djq_task, djq_worker")
+    if keep_preload:
+        vacuum()
+
+
+def vacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE djq_task")
+
+
+def bulk_enqueue(n: int, start: int = 0) -> float:
+    """Put ``n`` no-op tasks on the bench queue as fast as possible, as the rows
+    ``delay()`` writes, with one INSERT ... SELECT and one NOTIFY; returns the seconds it
+    took. (Set-up only, so that it costs the same whatever djq's enqueue speed: W1 and
+    W1b measure that.)"""
+    from bench.app.tasks import noop
+    from djq import broker
+
+    t0 = time.perf_counter()
+    with _cursor() as cur:
+        cur.execute(
+            f"""
+            WITH ins AS (
+                INSERT INTO djq_task (id, name, state, status, queue, priority, args, kwargs,
+                    options, retries, run_at, root_id, date_created)
+                SELECT u, %s, 'PENDING', {broker.WAITING}, %s, 0, '[' || i || ']', '{{}}',
+                    '{{}}', 0, now(), u, now()
+                FROM (SELECT gen_random_uuid() AS u, i FROM generate_series(%s, %s) i) g
+                RETURNING 1
+            )
+            SELECT count(*), pg_notify(%s, %s) FROM ins
+            """,
+            [noop.name, QUEUE, start, start + n - 1, broker.ENQUEUE_CHANNEL, QUEUE],
+        )
+    return time.perf_counter() - t0
+
+
+def preload_history(n: int) -> float:
+    """W4a: ``n`` finished (SUCCESS) rows, done within the last hour (so not pruned)."""
+    from djq import broker
+
+    t0 = time.perf_counter()
+    with _cursor() as cur:
+        cur.execute(
+            f"""
+            INSERT INTO djq_task (id, name, state, status, queue, priority, args, kwargs,
+                options, result, retries, run_at, root_id, worker, date_created,
+                date_claimed, date_started, date_done)
+            SELECT u, 'bench.app.tasks.noop', 'SUCCESS', {broker.DONE}, %s, 0,
+                '[' || i || ']', '{{}}', '{{}}', 'null', 0, t, u, 'bench-history@host', t, t,
+                t, t
+            FROM (SELECT gen_random_uuid() AS u, i,
+                         now() - interval '50 minutes' + i * interval '1 millisecond' AS t
+                  FROM generate_series(1, %s) i) g
+            """,
+            [HISTORY_QUEUE, n],
+        )
+    vacuum()
+    return time.perf_counter() - t0
+
+
+def preload_parked(n: int) -> float:
+    """W4b: ``n`` waiting rows on a queue no bench worker consumes."""
+    from djq import broker
+
+    t0 = time.perf_counter()
+    with _cursor() as cur:
+        cur.execute(
+            f"""
+            INSERT INTO djq_task (id, name, state, status, queue, priority, args, kwargs,
+                options, retries, run_at, root_id, date_created)
+            SELECT u, 'bench.app.tasks.noop', 'PENDING', {broker.WAITING}, %s, 0,
+                '[' || i || ']', '{{}}', '{{}}', 0, now(), u, now()
+            FROM (SELECT gen_random_uuid() AS u, i FROM generate_series(1, %s) i) g
+            """,
+            [PARKED_QUEUE, n],
+        )
+    vacuum()
+    return time.perf_counter() - t0
+
+
+def pending() -> bool:
+    """True while a task of the bench queue is waiting, claimed or running."""
+    broker = _status()
+    with _cursor() as cur:
+        cur.execute(
+            f"SELECT EXISTS (SELECT 1 FROM djq_task WHERE status = {broker.WAITING} "
+            "AND queue = %s) OR EXISTS (SELECT 1 FROM djq_task WHERE status IN "
+            f"({broker.CLAIMED}, {broker.STARTED}) AND queue = %s)",
+            [QUEUE, QUEUE],
+        )
+        return bool(cur.fetchone()[0])
+
+
+def waiting() -> int:
+    broker = _status()
+    with _cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM djq_task WHERE status = {broker.WAITING} "
+                    "AND queue = %s", [QUEUE])
+        return int(cur.fetchone()[0])
+
+
+def wait_drained(group: Group, timeout: float, stall: float = 30.0) -> str | None:
+    """Poll every 10 ms until no task of the bench queue is unfinished. Returns None when
+    drained, else why it gave up: the timeout, the worker's exit, or ``stall`` seconds
+    without a single task leaving the queue (a broken worker should not eat the budget)."""
+    start = last_change = time.monotonic()
+    last_waiting, next_check = -1, 0.0
+    while pending():
+        now = time.monotonic()
+        if now >= next_check:
+            count = waiting()
+            if count != last_waiting:
+                last_waiting, last_change = count, now
+            next_check = now + 1.0
+        if now - start > timeout:
+            return f"not drained after {timeout:.0f}s"
+        if now - last_change > stall:
+            return f"no progress for {stall:.0f}s"
+        if not group.alive():
+            return f"worker exited with {group.proc.returncode}"
+        time.sleep(0.01)
+    return None
+
+
+def succeeded() -> int:
+    with _cursor() as cur:
+        cur.execute("SELECT count(*) FROM djq_task WHERE queue = %s AND state = 'SUCCESS'",
+                    [QUEUE])
+        return int(cur.fetchone()[0])
+
+
+class Workers:
+    """``manage.py djq_worker`` processes for one workload."""
+
+    def __init__(self, spec: dict[str, Any], collector: StampCollector) -> None:
+        self.spec = spec
+        self.collector = collector
+        self.groups: list[Group] = []
+
+    def start(self, pool: str = "prefork", concurrency: int = 2, events: bool = False,
+              loglevel: str = "WARNING") -> Group:
+        env = dict(os.environ)
+        env[STAMP_ENV] = self.collector.addr
+        env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+        env["PYTHONUNBUFFERED"] = "1"
+        name = f"bench{len(self.groups) + 1}-{pool}@{socket.gethostname()}"
+        argv = [sys.executable, str(ROOT / "manage.py"), "djq_worker", "-P", pool,
+                "-c", str(concurrency), "-l", loglevel, "-n", name]
+        if events:
+            argv.append("-E")
+        log = Path(self.spec["log_dir"]) / f"djq-{self.spec['label']}-{len(self.groups)}.log"
+        group = Group(argv, env=env, log_path=log)
+        self.groups.append(group)
+        return group
+
+    def wait_ready(self, count: int = 1, timeout: float = 60.0) -> float:
+        """The time (``time.time()``) the last of ``count`` workers said it was ready."""
+        got = self.collector.wait("ready", count, timeout)
+        if len(got) < count:
+            tails = "\n".join(g.output() for g in self.groups)
+            raise RuntimeError(f"djq worker not ready after {timeout}s:\n{tails}")
+        return max(got.values())
+
+    def stop(self) -> None:
+        for group in self.groups:
+            group.stop()
+
+
+def _drain(spec: dict[str, Any], collector: StampCollector, pool: str, concurrency: int,
+           events: bool = False, keep_preload: bool = False) -> dict[str, Any]:
+    n = int(spec["n"])
+    reset(keep_preload)
+    setup_s = bulk_enqueue(n)
+    workers = Workers(spec, collector)
+    try:
+        spawned = time.time()
+        group = workers.start(pool, concurrency, events=events)
+        ready = workers.wait_ready()
+        stalled = wait_drained(group, float(spec.get("timeout", 120)))
+        finished = stalled is None
+        done_at = time.time()
+        rss = tree_rss_kib(group.pid)
+    finally:
+        workers.stop()
+    ok = succeeded()
+    if stalled is not None:
+        return {"error": f"{stalled}; {ok} of {n} succeeded; worker log ends: "
+                         + group.output(600).replace("\n", " | "), "n": n, "succeeded": ok}
+    return {
+        "value": ok / (done_at - ready), "unit": "jobs/s", "n": n, "succeeded": ok,
+        "complete": finished and ok == n, "seconds": done_at - ready,
+        "startup_s": ready - spawned, "enqueue_setup_s": setup_s, "rss": rss,
+    }
+
+
+def w1(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    from bench.app.tasks import noop
+
+    n, cap = int(spec["n"]), float(spec.get("time_cap", 60))
+    reset()
+    noop.delay(-1)  # connect and warm up outside the measurement
+    reset()
+    t0 = time.perf_counter()
+    sent = 0
+    for i in range(n):
+        noop.delay(i)
+        sent += 1
+        if sent % 500 == 0 and time.perf_counter() - t0 > cap:
+            break
+    elapsed = time.perf_counter() - t0
+    with _cursor() as cur:
+        cur.execute("SELECT count(*) FROM djq_task")
+        stored = int(cur.fetchone()[0])
+    return {"value": sent / elapsed, "unit": "tasks/s", "n": sent, "stored": stored,
+            "complete": sent == n and stored == n, "seconds": elapsed}
+
+
+def w1b(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    import djq
+    from bench.app.tasks import noop
+
+    if not hasattr(djq, "group"):
+        return {"na": "group not implemented"}
+    n = int(spec["n"])
+    reset()
+    t0 = time.perf_counter()
+    djq.group(noop.s(i) for i in range(n)).apply_async()
+    elapsed = time.perf_counter() - t0
+    with _cursor() as cur:
+        cur.execute("SELECT count(*) FROM djq_task")
+        stored = int(cur.fetchone()[0])
+    return {"value": n / elapsed, "unit": "tasks/s", "n": n, "stored": stored,
+            "complete": stored == n, "seconds": elapsed}
+
+
+def w2(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    return _drain(spec, collector, spec.get("pool", "prefork"), int(spec.get("concurrency", 2)))
+
+
+def w6(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    import importlib.util
+
+    if importlib.util.find_spec("djq.events") is None:
+        return {"na": "events not implemented (-E is accepted and ignored)"}
+    return _drain(spec, collector, "prefork", 2, events=True)
+
+
+def w4(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    return _drain(spec, collector, "prefork", 2, keep_preload=True)
+
+
+def w4_preload(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    reset()
+    if spec["variant"] == "history":
+        seconds = preload_history(int(spec["rows"]))
+    else:
+        seconds = preload_parked(int(spec["rows"]))
+    with _cursor() as cur:
+        cur.execute("SELECT count(*) FROM djq_task")
+        rows = int(cur.fetchone()[0])
+    return {"rows": rows, "seconds": seconds}
+
+
+def w4_clear(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    reset()
+    return {}
+
+
+def w3(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    from bench.app.tasks import stamp
+
+    n, gap = int(spec.get("n", 300)), float(spec.get("gap", 0.01))
+    reset()
+    workers = Workers(spec, collector)
+    sent: dict[str, float] = {}
+    try:
+        workers.start("prefork", 2)
+        workers.wait_ready()
+        time.sleep(0.5)  # idle: past start-up work, waiting for work
+        stamp.delay("warmup")
+        collector.wait("start", 1, 10)
+        collector.clear()
+        t0 = time.perf_counter()
+        for i in range(n):
+            delay = t0 + i * gap - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[str(i)] = time.time()
+            stamp.delay(str(i))
+        started = collector.wait("start", n, 15)
+    finally:
+        workers.stop()
+    return latency_result(sent, started)
+
+
+def latency_result(sent: dict[str, float], started: dict[str, float]) -> dict[str, Any]:
+    lat = [(started[k] - t) * 1000.0 for k, t in sent.items() if k in started]
+    return {
+        "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
+        "max": max(lat) if lat else float("nan"), "unit": "ms", "n": len(sent),
+        "received": len(lat), "complete": len(lat) == len(sent),
+    }
+
+
+def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    from bench.app.tasks import noop
+
+    n, cap = int(spec.get("n", 500)), float(spec.get("time_cap", 10))
+    reset()
+    workers = Workers(spec, collector)
+    try:
+        workers.start("prefork", 2)
+        workers.wait_ready()
+        noop.delay().get(timeout=10)  # warm up: connections and the result listener
+        t0 = time.perf_counter()
+        done = 0
+        while done < n and time.perf_counter() - t0 < cap:
+            noop.delay().get(timeout=10)
+            done += 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        workers.stop()
+    return {"value": done / elapsed, "unit": "calls/s", "n": done, "complete": done == n,
+            "seconds": elapsed}
+
+
+def memory(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    """Worker RSS (main process and the whole tree) after ``first`` tasks and after
+    ``total`` tasks, one worker throughout."""
+    first, total = int(spec["first"]), int(spec["total"])
+    timeout = float(spec.get("timeout", 240))
+    reset()
+    workers = Workers(spec, collector)
+    points: list[dict[str, Any]] = []
+    t_start = time.monotonic()
+    try:
+        group = workers.start("prefork", 2)
+        workers.wait_ready()
+        done = 0
+        chunk = 20_000
+        for target in (first, total):
+            while done < target:
+                step = min(chunk, target - done)
+                bulk_enqueue(step, start=done)
+                left = timeout - (time.monotonic() - t_start)
+                if wait_drained(group, max(1.0, left)) is not None:
+                    break
+                done += step
+            points.append({"tasks": succeeded(), **tree_rss_kib(group.pid)})
+            if done < target:
+                break
+    finally:
+        workers.stop()
+    return {"points": points, "complete": len(points) == 2 and points[-1]["tasks"] == total,
+            "seconds": time.monotonic() - t_start}
+
+
+WORKLOADS = {
+    "w1": w1, "w1b": w1b, "w2": w2, "w3": w3, "w4": w4, "w4_preload": w4_preload,
+    "w4_clear": w4_clear, "w5": w5, "w6": w6, "memory": memory,
+}
+
+
+def main(spec: dict[str, Any]) -> dict[str, Any]:
+    _setup_django()
+    collector = StampCollector()
+    try:
+        return WORKLOADS[spec["workload"]](spec, collector)
+    finally:
+        collector.close()
+        from djq.db import drop_result_listener
+
+        drop_result_listener()
+
+
+if __name__ == "__main__":
+    run_side(main)

@@ -1,0 +1,229 @@
+"""The benchmark's report: a markdown table of medians and min-max per workload and system,
+djq/peer ratios and issue 8's targets; and the raw figures as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SYSTEMS = ("djq", "celery", "pgqueuer")
+TITLES = {"djq": "djq", "celery": "Celery/Redis", "pgqueuer": "pgqueuer"}
+
+Rounds = list[dict[str, Any]]
+Results = dict[str, dict[str, Rounds]]
+
+
+def fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def values(rounds: Rounds | None, key: str = "value") -> list[float]:
+    out = []
+    for r in rounds or []:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not math.isnan(v) and "error" not in r:
+            out.append(float(v))
+    return out
+
+
+def median(rounds: Rounds | None, key: str = "value") -> float | None:
+    vs = values(rounds, key)
+    return statistics.median(vs) if vs else None
+
+
+def why_not(rounds: Rounds | None) -> str:
+    """Why a system has no figure: its own n/a text, an error, or not run."""
+    for r in rounds or []:
+        if r.get("na"):
+            return f"n/a ({r['na']})"
+    for r in rounds or []:
+        if r.get("skipped"):
+            return f"not run ({r['skipped']})"
+    for r in rounds or []:
+        if r.get("error"):
+            return "error (see notes)"
+    return "not run"
+
+
+def cell(rounds: Rounds | None, key: str = "value") -> str:
+    vs = values(rounds, key)
+    if not vs:
+        return why_not(rounds)
+    text = fmt(statistics.median(vs))
+    if len(vs) > 1:
+        text += f" ({fmt(min(vs))}–{fmt(max(vs))})"
+    if any(r.get("complete") is False for r in rounds or []):
+        text += " †"
+    return text
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def verdict(ok: bool | None) -> str:
+    return "–" if ok is None else ("yes" if ok else "no")
+
+
+def _cmp(a: float | None, b: float | None, test: Callable[[float, float], bool]) -> bool | None:
+    return None if a is None or b is None else test(a, b)
+
+
+def build_rows(results: Results) -> list[list[str]]:
+    rows: list[list[str]] = []
+    get = results.get
+
+    def peer_cells(w: str, key: str = "value") -> list[str]:
+        return [cell(get(w, {}).get(s), key) for s in ("celery", "pgqueuer")]
+
+    def ratio_cells(djq_value: float | None, w: str, key: str = "value") -> list[str]:
+        return [ratio(djq_value, median(get(w, {}).get(s), key)) for s in ("celery", "pgqueuer")]
+
+    # W1
+    w1 = median(get("W1", {}).get("djq"))
+    c1 = median(get("W1", {}).get("celery"))
+    rows.append(["W1 enqueue, `delay()` one by one", "tasks/s", cell(get("W1", {}).get("djq")),
+                 *peer_cells("W1"), *ratio_cells(w1, "W1"), "≥ 1.5× Celery",
+                 verdict(_cmp(w1, c1, lambda a, b: a >= 1.5 * b))])
+    w1b = median(get("W1b", {}).get("djq"))
+    rows.append(["W1b enqueue, one bulk `group(...).apply_async()`", "tasks/s",
+                 cell(get("W1b", {}).get("djq")), *peer_cells("W1b"), *ratio_cells(w1b, "W1b"),
+                 "≥ 100,000/s", verdict(None if w1b is None else w1b >= 100_000)])
+    # W2
+    w2 = median(get("W2", {}).get("djq"))
+    c2 = median(get("W2", {}).get("celery"))
+    p2 = median(get("W2", {}).get("pgqueuer"))
+    met = None
+    if w2 is not None and (c2 is not None or p2 is not None):
+        met = (c2 is None or w2 >= 8 * c2) and (p2 is None or w2 >= 2 * p2)
+    rows.append([("W2 drain, prefork `-c 2` (peers: Celery prefork `-c 2 -O fair`; "
+                  "pgqueuer 2 processes)"), "jobs/s", cell(get("W2", {}).get("djq")),
+                 *peer_cells("W2"), *ratio_cells(w2, "W2"), "≥ 2× pgqueuer, ≥ 8× Celery",
+                 verdict(met)])
+    w2t = median(get("W2", {}).get("djq-threads"))
+    rows.append(["W2 drain, djq threads `-c 4` (peers as above)", "jobs/s",
+                 cell(get("W2", {}).get("djq-threads")), *peer_cells("W2"),
+                 *ratio_cells(w2t, "W2"), "–", "–"])
+    # W3
+    for key, target, limit in (("p50", "≤ 2 ms", 2.0), ("p95", "–", None),
+                               ("p99", "≤ 5 ms", 5.0)):
+        d = median(get("W3", {}).get("djq"), key)
+        rows.append([f"W3 latency send→start, {key}", "ms (lower is better)",
+                     cell(get("W3", {}).get("djq"), key), *peer_cells("W3", key),
+                     *ratio_cells(d, "W3", key), target,
+                     verdict(None if limit is None or d is None else d <= limit)])
+    # W4
+    for w, label in (("W4a", "W4a drain with 1,000,000 finished rows in djq_task"),
+                     ("W4b", "W4b drain with 200,000 rows queued on a queue no worker reads")):
+        d = median(get(w, {}).get("djq"))
+        rows.append([label, "jobs/s", cell(get(w, {}).get("djq")), "–", "–", "–", "–",
+                     f"≥ 0.9× W2 (is {ratio(d, w2)})",
+                     verdict(_cmp(d, w2, lambda a, b: a >= 0.9 * b))])
+    # W5
+    w5 = median(get("W5", {}).get("djq"))
+    c5 = median(get("W5", {}).get("celery"))
+    rows.append(["W5 round trip, sequential `delay().get()`", "calls/s",
+                 cell(get("W5", {}).get("djq")), *peer_cells("W5"), *ratio_cells(w5, "W5"),
+                 "≥ Celery", verdict(_cmp(w5, c5, lambda a, b: a >= b))])
+    # W6
+    w6 = median(get("W6", {}).get("djq"))
+    own = []
+    for s in ("celery", "pgqueuer"):
+        v6, v2 = median(get("W6", {}).get(s)), median(get("W2", {}).get(s))
+        text = cell(get("W6", {}).get(s))
+        if v6 is not None and v2 is not None:
+            text += f", {ratio(v6, v2)} its W2"
+        own.append(text)
+    d6 = cell(get("W6", {}).get("djq"))
+    if w6 is not None:
+        d6 += f", {ratio(w6, w2)} W2"
+    rows.append(["W6 drain with task events (`-E`)", "jobs/s", d6, *own,
+                 *ratio_cells(w6, "W6"), "≥ 0.85× W2",
+                 verdict(_cmp(w6, w2, lambda a, b: a >= 0.85 * b))])
+    # Memory
+    mem = (get("MEM", {}).get("djq") or [{}])[0]
+    points = mem.get("points") or []
+    if len(points) == 2:
+        a, b = points
+        growth = b["total_kib"] / a["total_kib"] - 1 if a["total_kib"] else float("nan")
+        text = (f"main {a['main_kib'] / 1024:.0f} → {b['main_kib'] / 1024:.0f} MiB; "
+                f"all {a['processes']} processes {a['total_kib'] / 1024:.0f} → "
+                f"{b['total_kib'] / 1024:.0f} MiB ({growth:+.1%})")
+        label = f"Memory: worker RSS after {a['tasks']:,} vs {b['tasks']:,} tasks"
+        ok: bool | None = abs(growth) <= 0.10
+    else:
+        text, label, ok = why_not([mem]) if mem else "not run", "Memory: worker RSS", None
+        if points:
+            p = points[0]
+            text = f"{p['total_kib'] / 1024:.0f} MiB after {p['tasks']:,} tasks; second point not reached"
+    rows.append([label, "RSS", text, "–", "–", "–", "–", "flat within 10% (10k vs 1M)",
+                 verdict(ok)])
+    return rows
+
+
+HEADER = ["Workload", "Unit", "djq", "Celery/Redis", "pgqueuer", "djq/Celery", "djq/pgqueuer",
+          "Target (issue 8)", "Met"]
+
+
+def markdown(results: Results, meta: dict[str, Any]) -> str:
+    lines = [
+        f"# djq benchmark — {meta.get('date', '')}",
+        "",
+        (f"Machine: {meta.get('machine', '?')}. Command: `{meta.get('command', '')}`. "
+         f"Rounds: {meta.get('rounds')}, size {meta.get('size'):,}; systems interleaved per "
+         "round. Cells: median (min–max over rounds); † = some round incomplete (see notes)."),
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join("---" for _ in HEADER) + "|",
+    ]
+    for row in build_rows(results):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    notes = list(meta.get("notes", []))
+    notes += incomplete_notes(results)
+    if notes:
+        lines.append("Notes:")
+        lines.append("")
+        lines += [f"- {n}" for n in notes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def incomplete_notes(results: Results) -> list[str]:
+    out = []
+    for w, by_system in results.items():
+        for s, rounds in by_system.items():
+            for i, r in enumerate(rounds, 1):
+                if r.get("error"):
+                    out.append(f"{w} {s} round {i}: error: {r['error'][:300]}")
+                elif r.get("complete") is False:
+                    detail = {k: r[k] for k in ("n", "stored", "succeeded", "received", "seconds")
+                              if k in r}
+                    out.append(f"{w} {s} round {i} incomplete: "
+                               + ", ".join(f"{k}={fmt(float(v))}" for k, v in detail.items()))
+    return out
+
+
+def write(results: Results, meta: dict[str, Any], md_path: Path | None,
+          json_path: Path | None) -> str:
+    text = markdown(results, meta)
+    if md_path is not None:
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(text)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1,
+                                        default=str))
+    return text

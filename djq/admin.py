@@ -1,0 +1,435 @@
+"""The Django admin for djq: a task browser that stays fast with millions of rows, and
+the workers.
+
+The change list never counts the whole table: an unfiltered list shows the planner's
+estimate (``pg_class.reltuples``), a filtered one counts at most
+:attr:`EstimatedCountPaginator.cap` rows and estimates beyond that. Its rows come newest
+first from the ``djq_task_created`` index, without the large JSON columns. The filters'
+choices come from the task registry and the workers table, never from a ``DISTINCT``
+over the tasks. Actions go through :mod:`djq.control`, as the API and the CLI do.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import F, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from . import control, display, states, stats
+from .conf import conf
+from .exceptions import TaskNotFinished, TaskNotFound
+from .models import Status, Task, Worker
+from .task import registry
+
+if TYPE_CHECKING:
+    _TaskAdminBase = admin.ModelAdmin[Task]
+    _WorkerAdminBase = admin.ModelAdmin[Worker]
+else:  # ModelAdmin is generic for the type checker only
+    _TaskAdminBase = _WorkerAdminBase = admin.ModelAdmin
+
+#: Background colour of each state's badge (custom states such as PROGRESS use OTHER).
+STATE_COLOURS = {
+    states.PENDING: "#6c757d",
+    states.RECEIVED: "#5a6f85",
+    states.STARTED: "#0d6efd",
+    states.RETRY: "#d97706",
+    states.SUCCESS: "#198754",
+    states.FAILURE: "#dc3545",
+    states.REVOKED: "#495057",
+}
+OTHER_COLOUR = "#6f42c1"
+
+# Columns the change list does not show; left out of its query (they can be large).
+_HEAVY_COLUMNS = ("args", "kwargs", "options", "result", "traceback")
+
+
+def state_badge(state: str) -> SafeString:
+    colour = STATE_COLOURS.get(state, OTHER_COLOUR)
+    return format_html(
+        '<span class="djq-state" style="background:{};color:#fff;padding:1px 6px;'
+        'border-radius:3px;font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
+        colour, state)
+
+
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
+    """A paginator that never counts a large table: unfiltered, it takes the planner's
+    row estimate; filtered, it counts up to :attr:`cap` rows and past that takes the
+    larger of the cap and the planner's estimate for the query."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        if not isinstance(qs, QuerySet):
+            return super().count
+        db = qs.db
+        if not qs.query.where:
+            estimate = stats.estimated_task_count(db)
+            if estimate is not None and estimate > self.cap:
+                return estimate
+        counted = qs.order_by()[: self.cap + 1].count()
+        if counted <= self.cap:
+            return counted
+        return max(self.cap + 1, _planner_rows(qs))
+
+
+def _planner_rows(qs: QuerySet[Any]) -> int:
+    try:
+        plan = json.loads(qs.order_by().explain(format="json"))
+        return int(plan[0]["Plan"]["Plan Rows"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return 0
+
+
+class TaskChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        return super().get_queryset(request, exclude_parameters).defer(*_HEAVY_COLUMNS)
+
+
+class _ChoiceFilter(admin.SimpleListFilter):
+    """Filter on one column by exact value; the choices are computed cheaply."""
+
+    field = ""
+
+    def choices_from(self, request: HttpRequest) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        values = list(self.choices_from(request))
+        current = self.value()
+        if current and current not in values:
+            values.append(current)  # e.g. a task name no longer registered
+        return [(v, v) for v in sorted(values)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class StateFilter(_ChoiceFilter):
+    title = "state"
+    parameter_name = field = "state"
+
+    def choices_from(self, request: HttpRequest) -> list[str]:
+        return sorted(states.ALL_STATES)
+
+
+class NameFilter(_ChoiceFilter):
+    title = "task name"
+    parameter_name = field = "name"
+
+    def choices_from(self, request: HttpRequest) -> list[str]:
+        return [name for name in registry if not name.startswith("celery.")]
+
+
+class QueueFilter(_ChoiceFilter):
+    title = "queue"
+    parameter_name = field = "queue"
+
+    def choices_from(self, request: HttpRequest) -> list[str]:
+        names = {conf.task_default_queue}
+        names.update(t.queue for t in registry.values() if t.queue)
+        for queues in Worker.objects.using(conf.database).values_list("queues", flat=True):
+            names.update(q.strip() for q in queues.split(",") if q.strip())
+        return sorted(names)
+
+
+class WorkerFilter(_ChoiceFilter):
+    title = "worker"
+    parameter_name = field = "worker"
+
+    def choices_from(self, request: HttpRequest) -> list[str]:
+        return sorted(set(Worker.objects.using(conf.database).values_list("hostname", flat=True)))
+
+
+@admin.register(Task)
+class TaskAdmin(_TaskAdminBase):
+    list_display = ("task_id", "name", "state_colour", "queue", "worker", "retries", "created",
+                    "started", "finished", "runtime")
+    list_display_links = ("task_id",)
+    # Only the order an index serves: sorting a million rows by another column would not
+    # open "in well under a second".
+    sortable_by = ("created",)
+    list_filter = (StateFilter, NameFilter, QueueFilter, WorkerFilter,
+                   ("date_created", admin.DateFieldListFilter))
+    search_fields = ("id", "name", "args")
+    search_help_text = "A task id, or text in the task name or its arguments."
+    ordering = ("-date_created",)
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ("retry_tasks", "revoke_tasks", "terminate_tasks")
+    change_form_template = "djq/admin_task_change_form.html"
+    fieldsets = (
+        (None, {"fields": ("id", "name", "state_colour", "status", "queue", "priority",
+                           "worker", "retries", "owner")}),
+        ("Arguments", {"fields": ("args_pretty", "kwargs_pretty")}),
+        ("Result", {"fields": ("progress_bar", "result_pretty", "traceback_pretty")}),
+        ("Timing", {"fields": ("date_created", "eta", "expires", "date_claimed",
+                               "date_started", "date_done", "runtime")}),
+        ("Workflow", {"classes": ("collapse",),
+                      "fields": ("parent_id", "root_id", "group_id", "options_pretty")}),
+    )
+    readonly_fields = (
+        "id", "name", "state_colour", "status", "queue", "priority", "worker", "retries",
+        "owner", "args_pretty", "kwargs_pretty", "progress_bar", "result_pretty",
+        "traceback_pretty", "date_created", "eta", "expires", "date_claimed", "date_started",
+        "date_done", "runtime", "parent_id", "root_id", "group_id", "options_pretty",
+    )
+
+    # -- columns and fields --------------------------------------------------------------
+    @admin.display(description="id", ordering="pk")
+    def task_id(self, obj: Task) -> SafeString:
+        return format_html('<span style="font-family:monospace;white-space:nowrap">{}</span>',
+                           obj.pk)
+
+    @admin.display(description="created", ordering="date_created")
+    def created(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_created)
+
+    @admin.display(description="started")
+    def started(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_started)
+
+    @admin.display(description="finished")
+    def finished(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_done)
+
+    @admin.display(description="state", ordering="state")
+    def state_colour(self, obj: Task) -> SafeString:
+        return state_badge(obj.state)
+
+    @admin.display(description="runtime")
+    def runtime(self, obj: Task) -> str:
+        seconds = display.runtime(obj.date_started, obj.date_done)
+        if seconds is None:
+            if obj.date_started is not None and obj.status != Status.DONE:
+                return f"running {display.runtime(obj.date_started, timezone.now()):.1f}s"
+            return "-"
+        return f"{seconds:.3f}s"
+
+    @admin.display(description="args")
+    def args_pretty(self, obj: Task) -> SafeString:
+        return _pre(display.pretty(obj.args))
+
+    @admin.display(description="kwargs")
+    def kwargs_pretty(self, obj: Task) -> SafeString:
+        return _pre(display.pretty(obj.kwargs))
+
+    @admin.display(description="result or meta")
+    def result_pretty(self, obj: Task) -> SafeString | str:
+        return "-" if obj.result is None else _pre(display.pretty(obj.result))
+
+    @admin.display(description="traceback")
+    def traceback_pretty(self, obj: Task) -> SafeString | str:
+        return _pre(obj.traceback) if obj.traceback else "-"
+
+    @admin.display(description="options")
+    def options_pretty(self, obj: Task) -> SafeString:
+        return _pre(display.pretty(obj.options))
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: Task) -> SafeString | str:
+        percent = display.progress(obj.state, display.decoded(obj.result))
+        if percent is None:
+            return "-"
+        return format_html('<progress class="djq-progress" max="100" value="{}" '
+                           'style="width:20em"></progress> {}%', f"{percent:.1f}",
+                           f"{percent:.0f}")
+
+    # -- what may be done -----------------------------------------------------------------
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tasks are sent by code, the API or the monitor
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # finished rows expire by result_expires; running ones are revoked
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return TaskChangeList
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Task],
+                           search_term: str) -> tuple[QuerySet[Task], bool]:
+        term = search_term.strip().replace("\x00", "")
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        return queryset.filter(Q(name__icontains=term) | Q(args__icontains=term)), False
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        if request.method == "POST":
+            raise PermissionDenied  # every field is read-only; actions have their own URLs
+        context = {**(extra_context or {}), "show_save": False,
+                   "show_save_and_continue": False, "show_save_and_add_another": False,
+                   "show_delete": False}
+        return super().changeform_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/retry/", view(self.retry_view), name=f"{info}_retry"),
+            path("<path:object_id>/revoke/", view(self.revoke_view), name=f"{info}_revoke"),
+            *super().get_urls(),
+        ]
+
+    # -- actions ---------------------------------------------------------------------------
+    @admin.action(description="Retry selected finished tasks", permissions=["change"])
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        retried = skipped = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                control.retry(pk, using=conf.database)
+                retried += 1
+            except (TaskNotFinished, TaskNotFound):
+                skipped += 1
+        message = f"Retried {retried} task(s)."
+        if skipped:
+            message += f" {skipped} not finished yet, left alone."
+        self.message_user(request, message, messages.SUCCESS if retried else messages.WARNING)
+
+    @admin.action(description="Revoke selected tasks", permissions=["change"])
+    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._revoke(request, queryset, terminate=False)
+
+    @admin.action(description="Revoke and terminate selected tasks", permissions=["change"])
+    def terminate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        self._revoke(request, queryset, terminate=True)
+
+    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool) -> None:
+        outcomes: dict[str, int] = {}
+        for pk in queryset.values_list("pk", flat=True):
+            outcome = control.revoke(pk, terminate=terminate, using=conf.database)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        self.message_user(request, _revoke_message(outcomes),
+                          messages.SUCCESS if _affected(outcomes) else messages.WARNING)
+
+    # -- buttons on the detail page ------------------------------------------------------
+    def _task_for_action(self, request: HttpRequest, object_id: str) -> Task:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        try:
+            uuid.UUID(object_id)
+        except ValueError as exc:
+            raise Http404("No such task") from exc
+        return get_object_or_404(Task.objects.using(conf.database).only("pk"), pk=object_id)
+
+    def _change_url(self, task: Task) -> str:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        return reverse(f"{self.admin_site.name}:{info}_change", args=[task.pk])
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        task = self._task_for_action(request, object_id)
+        try:
+            control.retry(task.pk, using=conf.database)
+        except TaskNotFinished:
+            self.message_user(request, "The task has not finished; only finished tasks can "
+                              "be retried.", messages.WARNING)
+        except TaskNotFound as exc:
+            raise Http404("No such task") from exc
+        else:
+            self.message_user(request, "Task sent again under the same id.", messages.SUCCESS)
+        return HttpResponseRedirect(self._change_url(task))
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        task = self._task_for_action(request, object_id)
+        terminate = request.POST.get("terminate") in ("1", "true", "on")
+        outcome = control.revoke(task.pk, terminate=terminate, using=conf.database)
+        self.message_user(request, _revoke_message({outcome: 1}),
+                          messages.SUCCESS if _affected({outcome: 1}) else messages.WARNING)
+        return HttpResponseRedirect(self._change_url(task))
+
+
+def _affected(outcomes: dict[str, int]) -> int:
+    return outcomes.get("revoked", 0) + outcomes.get("terminating", 0)
+
+
+def _revoke_message(outcomes: dict[str, int]) -> str:
+    parts = [f"Revoked {outcomes.get('revoked', 0)} task(s)."]
+    if outcomes.get("terminating"):
+        parts.append(f"{outcomes['terminating']} running task(s) are being terminated.")
+    if outcomes.get("running"):
+        parts.append(f"{outcomes['running']} running task(s) left to finish "
+                     "(use terminate to stop them).")
+    if outcomes.get("finished"):
+        parts.append(f"{outcomes['finished']} had already finished.")
+    if outcomes.get("unknown"):
+        parts.append(f"{outcomes['unknown']} no longer exist.")
+    return " ".join(parts)
+
+
+def _when(value: Any) -> SafeString | str:
+    if value is None:
+        return "-"
+    return format_html('<span style="white-space:nowrap">{}</span>',
+                       timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def _pre(text: str) -> SafeString:
+    return format_html('<pre style="white-space:pre-wrap;margin:0;max-height:30em;'
+                       'overflow:auto">{}</pre>', text)
+
+
+class AliveFilter(admin.SimpleListFilter):
+    title = "alive"
+    parameter_name = "alive"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        alive = Q(stopped_at__isnull=True, last_heartbeat__gte=stats.alive_since())
+        if self.value() == "yes":
+            return queryset.filter(alive)
+        if self.value() == "no":
+            return queryset.exclude(alive)
+        return queryset
+
+
+@admin.register(Worker)
+class WorkerAdmin(_WorkerAdminBase):
+    list_display = ("hostname", "pid", "alive", "last_heartbeat", "pool", "concurrency",
+                    "processed", "failed", "active", "loadavg", "queues", "started_at",
+                    "stopped_at")
+    list_filter = (AliveFilter, "pool")
+    search_fields = ("hostname", "queues")
+    ordering = (F("stopped_at").desc(nulls_first=True), "-last_heartbeat")
+    readonly_fields = ("hostname", "pid", "pool", "concurrency", "queues", "started_at",
+                       "last_heartbeat", "stopped_at", "processed", "failed", "active",
+                       "loadavg", "sw_ver")
+
+    @admin.display(description="alive", boolean=True)
+    def alive(self, obj: Worker) -> bool:
+        return stats.is_alive(obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

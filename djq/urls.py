@@ -1,0 +1,23 @@
+"""``path("djq/", include("djq.urls"))``: the live monitor (staff only)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, include, path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "djq"
+
+data = SimpleRouter()
+data.register("tasks", views.MonitorTaskViewSet, basename="task")
+data.register("workers", views.MonitorWorkerViewSet, basename="worker")
+data.register("queues", views.MonitorQueueViewSet, basename="queue")
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.monitor, name="monitor"),
+    path("tasks/<uuid:task_id>/", views.task_detail, name="task"),
+    path("data/stats/", views.MonitorStatsView.as_view(), name="stats"),
+    path("data/charts/", views.ChartsView.as_view(), name="charts"),
+    path("data/", include(data.urls)),
+]

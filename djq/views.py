@@ -1,0 +1,134 @@
+"""The live monitor (``djq.urls``): server-rendered pages for staff, refreshed by a little
+JavaScript that polls the JSON endpoints under ``data/``.
+
+The JSON endpoints are the REST API's own viewsets, mounted again with fixed rules: staff
+only and session authentication, whatever ``api_permission_classes`` says, so the monitor
+works the same whether or not a project exposes the API. The chart data sits behind one
+small view (:class:`ChartsView`) over :func:`djq.stats.throughput`.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, reverse
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.permissions import BasePermission, IsAdminUser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.schemas.inspectors import ViewInspector
+from rest_framework.views import APIView
+
+from . import states, stats
+from .api.views import QueueViewSet, StatsView, TaskViewSet, WorkerViewSet
+from .conf import conf
+from .models import Task
+from .task import registry
+
+
+def _login_url() -> str:
+    try:
+        return reverse("admin:login")
+    except NoReverseMatch:
+        return str(settings.LOGIN_URL)
+
+
+def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), _login_url())
+        if not user.is_staff:
+            return render(request, "djq/forbidden.html",
+                          {"login_url": _login_url(), "next": request.get_full_path()},
+                          status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _links() -> dict[str, str | None]:
+    links: dict[str, str | None] = {}
+    for key, name in (("admin", "admin:djq_task_changelist"), ("api", "djq-api:api-root")):
+        try:
+            links[key] = reverse(name)
+        except NoReverseMatch:
+            links[key] = None
+    return links
+
+
+def _task_names() -> list[str]:
+    return sorted(name for name in registry if not name.startswith("celery."))
+
+
+@staff_only
+def monitor(request: HttpRequest) -> HttpResponse:
+    """Workers, queues, charts and a live task table."""
+    allowed = [name for name in conf.api_enqueue_allowlist if name in registry]
+    return render(request, "djq/monitor.html", {
+        "task_names": _task_names(),
+        "enqueue_names": allowed,
+        "states": sorted(states.ALL_STATES),
+        "links": _links(),
+    })
+
+
+@staff_only
+def task_detail(request: HttpRequest, task_id: uuid.UUID) -> HttpResponse:
+    """One task, refreshed live, with retry and revoke buttons."""
+    task = get_object_or_404(Task.objects.using(conf.database).only("pk", "name", "state"),
+                             pk=task_id)
+    return render(request, "djq/task.html", {"task": task, "links": _links()})
+
+
+class MonitorMixin:
+    """Staff only, session authentication, JSON only, left out of the API schema."""
+
+    authentication_classes: Sequence[type[BaseAuthentication]] = [SessionAuthentication]
+    renderer_classes: Sequence[type[BaseRenderer]] = [JSONRenderer]
+    schema: ViewInspector | None = None
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsAdminUser()]
+
+
+class MonitorTaskViewSet(MonitorMixin, TaskViewSet):
+    pass
+
+
+class MonitorWorkerViewSet(MonitorMixin, WorkerViewSet):
+    pass
+
+
+class MonitorQueueViewSet(MonitorMixin, QueueViewSet):
+    pass
+
+
+class MonitorStatsView(MonitorMixin, StatsView):
+    pass
+
+
+class ChartsView(MonitorMixin, APIView):
+    """Throughput and failure rate by minute: ``?minutes=60`` (1 to 1440)."""
+
+    def get(self, request: Request) -> Response:
+        try:
+            minutes = int(request.query_params.get("minutes", 60))
+        except ValueError:
+            minutes = 60
+        minutes = max(1, min(minutes, 24 * 60))
+        return Response({"minutes": minutes, "series": stats.throughput(minutes, conf.database)})
+
+
+__all__ = ["monitor", "task_detail", "ChartsView", "staff_only"]
