@@ -484,8 +484,8 @@ def build_meta(bench: Bench, seconds: float) -> dict[str, Any]:
                      f"dequeue batch size {a.pgqueuer_batch_size})")
     notes = [
         "; ".join(setup) + ".",
-        (f"W1 and W5 stop after {a.time_cap:g} s and report the rate over the tasks done in "
-         "that time († then marks a run that sent fewer than asked)."),
+        (f"W1 and W5 stop after {a.time_cap:g} s and report the rate over the calls made "
+         "in that time."),
         ("W2/W4/W6: jobs per second from the moment the worker says it is ready (its "
          "worker_ready signal; for pgqueuer the later of its two processes) to the moment a "
          "poller sees the last result stored: djq no row of the queue left unfinished; Celery "

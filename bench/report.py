@@ -183,7 +183,8 @@ def markdown(results: Results, meta: dict[str, Any]) -> str:
         "",
         (f"Machine: {meta.get('machine', '?')}. Command: `{meta.get('command', '')}`. "
          f"Rounds: {meta.get('rounds')}, size {meta.get('size'):,}; systems interleaved per "
-         "round. Cells: median (min–max over rounds); † = some round incomplete (see notes)."),
+         "round. Cells: median (min–max over the rounds run); † = some round incomplete "
+         "(see notes)."),
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---" for _ in HEADER) + "|",
@@ -213,6 +214,16 @@ def incomplete_notes(results: Results) -> list[str]:
                               if k in r}
                     out.append(f"{w} {s} round {i} incomplete: "
                                + ", ".join(f"{k}={fmt(float(v))}" for k, v in detail.items()))
+    for w in ("W1", "W5"):
+        capped = []
+        for s, rounds in results.get(w, {}).items():
+            ns = [int(r["n"]) for r in rounds if r.get("capped") and "n" in r]
+            if ns:
+                span = f"{min(ns):,}" if min(ns) == max(ns) else f"{min(ns):,}–{max(ns):,}"
+                capped.append(f"{TITLES.get(s, s)} {span}")
+        if capped:
+            out.append(f"{w} runs stopped by the time cap after: " + "; ".join(capped)
+                       + " calls.")
     return out
 
 

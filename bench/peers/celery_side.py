@@ -87,7 +87,7 @@ def w1(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     stored = int(r.llen(QUEUE))
     r.flushdb()
     return {"value": sent / elapsed, "unit": "tasks/s", "n": sent, "stored": stored,
-            "complete": sent == n and stored == n, "seconds": elapsed}
+            "complete": stored == sent, "capped": sent < n, "seconds": elapsed}
 
 
 def w1b(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
@@ -222,7 +222,7 @@ def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     finally:
         workers.stop()
         r.flushdb()
-    return {"value": done / elapsed, "unit": "calls/s", "n": done, "complete": done == n,
+    return {"value": done / elapsed, "unit": "calls/s", "n": done, "complete": True, "capped": done < n,
             "seconds": elapsed}
 
 

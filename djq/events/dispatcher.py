@@ -111,11 +111,11 @@ class EventDispatcher:
     """Builds, encodes and buffers the events of one worker process.
 
     ``send()`` is cheap (the event's own fields go through the C JSON encoder; the
-    fields every event of the process shares are encoded once). The buffer goes out
-    when it is due, :data:`FLUSH_AFTER` seconds after its oldest event: with the
-    worker's next round trip (:meth:`take_notifications`), or on its own before the
-    worker sleeps (:meth:`before_wait`), or now (:meth:`flush`). Safe to use from
-    several threads.
+    fields every event of the process shares are encoded once). The buffer is due
+    :data:`FLUSH_AFTER` seconds after its oldest event and goes out with the worker's
+    next round trip (:meth:`take_notifications`); a worker with nothing else to do
+    makes one for it after twice that (:meth:`before_wait` wakes it); :meth:`flush`
+    sends it now. Safe to use from several threads.
     """
 
     def __init__(self, hostname: str, enabled: bool = True, channel: str = EVENTS_CHANNEL,
