@@ -254,6 +254,7 @@ def adapter_for(django_task: DjangoTask[..., Any]) -> DjangoTaskAdapter:
         raise InvalidTaskError(f"{name!r} is already the name of a djq task")
     adapter = DjangoTaskAdapter(django_task)
     registry[name] = adapter
+    registry.resolved.add(name)  # not a @task: never shadows one (e.g. in `djq shell`)
     return adapter
 
 

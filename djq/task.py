@@ -41,12 +41,14 @@ class Registry(dict[str, "Task"]):
     def __init__(self) -> None:
         super().__init__()
         self.resolvers: list[Callable[[str], Task | None]] = []
+        self.resolved: set[str] = set()  # names adapted from elsewhere, not declared by @task
 
     def __missing__(self, name: str) -> Task:
         for resolve in self.resolvers:
             found = resolve(name)
             if found is not None:
                 self[name] = found
+                self.resolved.add(name)
                 return found
         raise NotRegistered(f"Task of kind {name!r} is not registered")
 

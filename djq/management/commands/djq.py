@@ -442,10 +442,16 @@ def shell_namespace(with_tasks: bool = True) -> dict[str, Any]:
         if hasattr(djq, name):
             namespace[name] = getattr(djq, name)
     if with_tasks:
-        for task in registry.values():
+        declared = [t for n, t in registry.items() if n not in registry.resolved]
+        resolved = [t for n, t in registry.items() if n in registry.resolved]
+        for task in declared:
             short = getattr(task, "__name__", None) or task.name.rsplit(".", 1)[-1]
             if short.isidentifier():
                 namespace[short] = task  # as in Celery, a later task of the name wins
+        for task in resolved:  # e.g. Django Tasks adapters: never shadow a @task
+            short = getattr(task, "__name__", None) or task.name.rsplit(".", 1)[-1]
+            if short.isidentifier():
+                namespace.setdefault(short, task)
     return namespace
 
 
