@@ -162,7 +162,29 @@ def sent_event(sender: Any, headers: dict[str, Any], routing_key: str | None) ->
     )
 
 
+def on_revoked_elsewhere(sender: Any = None, request: Any = None, terminated: bool = False,
+                         signum: Any = None, expired: bool = False, **kwargs: Any) -> None:
+    """``task-revoked`` for a revoke made outside a worker (``AsyncResult.revoke()``, the
+    CLI, the API, the admin): the row is revoked in the database there, so no worker
+    would ever say so. Published on Django's connection, so it goes out with the revoke."""
+    if current() is not None or request is None or getattr(request, "is_eager", False):
+        return  # inside a worker its own dispatcher reports it (with -E)
+    from .dispatcher import event, utcoffset
+
+    ev = EventDispatcher.encode(event(
+        "task-revoked", uuid=request.id, terminated=bool(terminated), signum=signum,
+        expired=bool(expired), hostname=f"gen{os.getpid()}@{socket.gethostname()}",
+        utcoffset=utcoffset(), pid=os.getpid(), clock=_sent_clock.forward(),
+    ))
+    with connections[conf.database].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [EVENTS_CHANNEL, f"[{ev}]"])
+
+
 def connect_sent() -> None:
-    """Connect the ``task-sent`` receiver (from ``DjqConfig.ready``)."""
+    """Connect the receivers that publish from any process (from ``DjqConfig.ready``):
+    ``task-sent`` and ``task-revoked`` of revokes made outside workers."""
     signals.after_task_publish.connect(on_after_task_publish,
                                        dispatch_uid=DISPATCH_PREFIX + "task_sent", weak=False)
+    signals.task_revoked.connect(on_revoked_elsewhere,
+                                 dispatch_uid=DISPATCH_PREFIX + "task_revoked_elsewhere",
+                                 weak=False)

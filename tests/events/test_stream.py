@@ -260,3 +260,12 @@ def test_no_task_sent_event_unless_asked_and_none_for_rolled_back_sends(collecto
     assert not collector.of("task-sent", quiet.id)
     assert not collector.of("task-sent", rolled_back.id)
     assert AsyncResult(rolled_back.id).state == states.PENDING
+
+
+def test_revoke_outside_a_worker_publishes_task_revoked(collector):
+    waiting = add.apply_async((1, 2), countdown=60)
+    waiting.revoke()
+    collector.wait(lambda: collector.of("task-revoked", waiting.id), "task-revoked")
+    event = collector.of("task-revoked", waiting.id)[0]
+    assert event["terminated"] is False and event["expired"] is False
+    assert COMMON <= set(event)
