@@ -424,7 +424,9 @@ def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
     else:
         rows = conn.execute(_CYCLE, params).fetchall()
     started = {row[1] for row in rows if row[0] == "s"}
-    claimed = [Claimed(*row[1:]) for row in rows if row[0] == "c"]
+    # RETURNING gives no order: put the claimed rows back in claim order (the buffer
+    # hands them out in this order).
+    claimed = _claimed(row[1:] for row in rows if row[0] == "c")
     return started, claimed
 
 
