@@ -213,47 +213,6 @@ def enqueue(messages: Sequence[Message], using: str | None = None) -> int:
     return int(row[0]) if row else 0
 
 
-_CLAIM_COLUMNS = (
-    "t.id, t.name, t.queue, t.priority, t.args, t.kwargs, t.options, t.retries, t.eta, "
-    "t.expires, t.parent_id, t.root_id, t.group_id, t.run_at, t.state"
-)
-
-
-def _claim_sql(queue_count: int) -> str:
-    # One ordered index scan per queue (the ready index leads with queue). The first
-    # rows in claim order are marked started at once, for pool slots that are free now;
-    # the rest are only claimed (prefetched).
-    pick = (
-        f"(SELECT id, priority, run_at FROM djq_task WHERE status = {WAITING} "
-        "AND queue = %s AND run_at <= now() ORDER BY priority DESC, run_at "
-        "LIMIT %s FOR UPDATE SKIP LOCKED)"
-    )
-    if queue_count == 1:
-        ctes = f"c AS {pick}"
-    else:
-        # PostgreSQL refuses FOR UPDATE in the arms of a UNION: each queue's scan is a
-        # CTE of its own, and the union of their results is cut to the limit. Rows
-        # locked but not chosen are unlocked when the transaction ends.
-        arms = [f"q{i} AS {pick}" for i in range(queue_count)]
-        union = " UNION ALL ".join(f"SELECT id, priority, run_at FROM q{i}"
-                                   for i in range(queue_count))
-        ctes = ", ".join(arms) + (
-            f", c AS (SELECT id, priority, run_at FROM ({union}) p "
-            "ORDER BY priority DESC, run_at LIMIT %s)")
-    return f"""
-WITH {ctes},
-r AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at) AS rn FROM c)
-UPDATE djq_task t SET
-    status = CASE WHEN r.rn <= %s THEN {STARTED} ELSE {CLAIMED} END,
-    date_started = CASE WHEN r.rn <= %s THEN now() END,
-    state = CASE WHEN r.rn <= %s AND (%s::boolean <> (t.name = ANY(%s::text[])))
-                 THEN '{states.STARTED}' ELSE t.state END,
-    claimed_by = %s, worker = %s, date_claimed = now()
-FROM r WHERE t.id = r.id
-RETURNING {_CLAIM_COLUMNS}, t.status = {STARTED}
-"""
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Tracking:
     """Which tasks show STARTED: the default, and the names that differ from it."""
@@ -265,29 +224,10 @@ class Tracking:
         return self.default != (name in self.exceptions)
 
 
-def _claim_params(worker_id: int, hostname: str, queues: Sequence[str], limit: int,
-                  start: int, tracking: Tracking) -> list[Any]:
-    params: list[Any] = []
-    for queue in queues:
-        params += [queue, limit]
-    if len(queues) > 1:
-        params.append(limit)
-    return params + [start, start, start, tracking.default, list(tracking.exceptions),
-                     worker_id, hostname]
-
-
 def _claimed(rows: Iterable[Any]) -> list[Claimed]:
     claimed = [Claimed(*row) for row in rows]
     claimed.sort(key=lambda c: (-c.priority, c.run_at))
     return claimed
-
-
-def claim(conn: Any, worker_id: int, hostname: str, queues: Sequence[str], limit: int,
-          start: int = 0, tracking: Tracking = Tracking()) -> list[Claimed]:
-    """Claim up to ``limit`` ready rows of ``queues``, highest priority, then oldest,
-    first; the first ``start`` of them are marked started as well."""
-    params = _claim_params(worker_id, hostname, queues, limit, start, tracking)
-    return _claimed(conn.execute(_claim_sql(len(queues)), params).fetchall())
 
 
 # The worker's round trip as one server-side function: a single statement (so a single
@@ -453,32 +393,6 @@ def next_run_at(conn: Any, queues: Sequence[str]) -> datetime.datetime | None:
     """When the earliest waiting row of ``queues`` becomes claimable."""
     row = conn.execute(_NEXT_RUN_AT, [list(queues)]).fetchone()
     return row[0] if row else None
-
-
-_START = f"""
-UPDATE djq_task SET status = {STARTED}, date_started = now(),
-    state = CASE WHEN (%s::boolean <> (name = ANY(%s::text[]))) THEN '{states.STARTED}'
-                 ELSE state END
-WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = {CLAIMED}
-RETURNING id
-"""
-
-
-def _start_params(worker_id: int, ids: Sequence[uuid.UUID], tracking: Tracking) -> list[Any]:
-    return [tracking.default, list(tracking.exceptions), list(ids), worker_id]
-
-
-def start(conn: Any, worker_id: int, ids: Sequence[uuid.UUID],
-          tracking: Tracking = Tracking()) -> set[uuid.UUID]:
-    """Mark claimed rows as started before they run; return the ids still ours to run.
-
-    An id missing from the answer was revoked (or taken back) since it was claimed.
-    Tasks that ``tracking`` tracks also show the STARTED state.
-    """
-    if not ids:
-        return set()
-    rows = conn.execute(_START, _start_params(worker_id, ids, tracking)).fetchall()
-    return {row[0] for row in rows}
 
 
 _FINISH = f"""
@@ -1006,7 +920,7 @@ SELECT r.id, r.name, (SELECT count(*) FROM n) FROM r
 """
 
 # Finished chords and saved groups are kept as long as results are.
-_PRUNE_CANVAS = f"""
+_PRUNE_CANVAS = """
 WITH c AS (
     DELETE FROM djq_chord WHERE remaining = 0 AND created < now() - make_interval(secs => %s)
 )

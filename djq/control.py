@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import connections
 
-from . import broker, serialization, signals, states
+from . import broker, serialization, signals
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
 from .task import Context, registry
