@@ -126,6 +126,35 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def latency_result(sent: dict[str, float], started: dict[str, float]) -> dict[str, Any]:
+    """W3's summary: send→start latencies in ms, from each task's own start stamp."""
+    lat = [(started[k] - t) * 1000.0 for k, t in sent.items() if k in started]
+    return {
+        "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
+        "max": max(lat) if lat else float("nan"), "unit": "ms", "n": len(sent),
+        "received": len(lat), "complete": len(lat) == len(sent),
+    }
+
+
+def paced_stamps(n: int, gap: float, send: Callable[[str], Any],
+                 collector: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """W3 with idle workers: one warm-up task, then ``n`` tasks sent ``gap`` seconds apart
+    (each stamped just before it is sent); returns (sent, started) times by key."""
+    time.sleep(0.5)  # idle: past start-up work, waiting for work
+    send("warmup")
+    collector.wait("start", 1, 10)
+    collector.clear()
+    sent: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for i in range(n):
+        delay = t0 + i * gap - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        sent[str(i)] = time.time()
+        send(str(i))
+    return sent, collector.wait("start", n, 15)
+
+
 # --- processes ----------------------------------------------------------------------
 
 

@@ -16,7 +16,8 @@ from bench.common import (
     STAMP_ENV,
     Group,
     StampCollector,
-    percentile,
+    latency_result,
+    paced_stamps,
     run_side,
     wait_until,
 )
@@ -175,31 +176,14 @@ def w3(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     r = _redis()
     r.flushdb()
     workers = Workers(spec, collector)
-    sent: dict[str, float] = {}
     try:
         workers.start()
         workers.wait_ready()
-        time.sleep(0.5)  # idle: past start-up work, waiting for work
-        stamp.delay("warmup")
-        collector.wait("start", 1, 10)
-        collector.clear()
-        t0 = time.perf_counter()
-        for i in range(n):
-            delay = t0 + i * gap - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sent[str(i)] = time.time()
-            stamp.delay(str(i))
-        started = collector.wait("start", n, 15)
+        sent, started = paced_stamps(n, gap, stamp.delay, collector)
     finally:
         workers.stop()
         r.flushdb()
-    lat = [(started[k] - t) * 1000.0 for k, t in sent.items() if k in started]
-    return {
-        "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
-        "max": max(lat) if lat else float("nan"), "unit": "ms", "n": n, "received": len(lat),
-        "complete": len(lat) == n,
-    }
+    return latency_result(sent, started)
 
 
 def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from bench.common import (
     STAMP_ENV,
     Group,
     StampCollector,
-    percentile,
+    latency_result,
     run_side,
     wait_until,
 )
@@ -188,12 +188,7 @@ async def w3(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     finally:
         await conn.close()
         workers.stop()
-    lat = [(started[k] - t) * 1000.0 for k, t in sent.items() if k in started]
-    return {
-        "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
-        "max": max(lat) if lat else float("nan"), "unit": "ms", "n": n, "received": len(lat),
-        "complete": len(lat) == n,
-    }
+    return latency_result(sent, started)
 
 
 async def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
