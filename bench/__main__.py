@@ -31,6 +31,10 @@ BENCH = ROOT / "bench"
 PEERS_VENV = BENCH / ".venv-peers"
 PEERS_REQUIREMENTS = ["celery[redis]>=5.4,<6", "pgqueuer==1.6.*", "psycopg[binary]", "asyncpg"]
 RESULTS = BENCH / "results"
+#: djq's concurrency for the W2 `-c 20` rows, W4, W6 and the memory test: as many tasks in
+#: flight as pgqueuer's two processes with dequeue batch size 10.
+IN_FLIGHT = 20
+
 ALL_WORKLOADS = ["W1", "W1b", "W2", "W3", "W5", "W6", "W4", "MEM"]
 ALL_SYSTEMS = ["djq", "celery", "pgqueuer"]
 
@@ -339,7 +343,7 @@ class Bench:
             plan.append(("W1b", keys("djq", "celery", "pgqueuer"),
                          {"workload": "w1b", "n": n}, 180, 30, None))
         if "W2" in chosen:
-            plan.append(("W2", keys("djq", "djq-threads", "celery", "pgqueuer"),
+            plan.append(("W2", keys("djq", "djq-c20", "djq-threads", "celery", "pgqueuer"),
                          {"workload": "w2", "n": n, "timeout": drain,
                           "template": str(self.logs / "celery-w2-template.json")},
                          drain + 120, 40, None))
@@ -364,7 +368,8 @@ class Bench:
                     self.record("W6", key, {"skipped": "peers' -E only with --peer-events"})
                 w6 = [kv for kv in w6 if kv[0] == "djq"]
             if w6:
-                plan.append(("W6", w6, {"workload": "w6", "n": n, "timeout": drain},
+                plan.append(("W6", w6, {"workload": "w6", "n": n, "timeout": drain,
+                                        "concurrency": IN_FLIGHT},
                              drain + 120, 40, None))
         if "W4" in chosen and has_djq:
             for w, variant, rows in (("W4a", "history", a.history_rows),
@@ -376,7 +381,8 @@ class Bench:
                     self.record(w, "djq", pre)
                     continue
                 self.log(f"{w}: {pre['rows']:,} {variant} rows loaded in {pre['seconds']:.1f}s")
-                plan.append((w, [("djq", "djq")], {"workload": "w4", "n": n, "timeout": drain},
+                plan.append((w, [("djq", "djq")], {"workload": "w4", "n": n, "timeout": drain,
+                                                    "concurrency": IN_FLIGHT},
                              drain + 120, 40, db))
         for rnd in range(a.rounds):
             for workload, systems, spec, timeout, min_left, target_db in plan:
@@ -385,8 +391,10 @@ class Bench:
                 k = rnd % len(systems)
                 for key, system in systems[k:] + systems[:k]:
                     item = dict(spec)
-                    if key == "djq-threads":
-                        item.update(pool="threads", concurrency=4)
+                    if key == "djq-c20":
+                        item.update(pool="prefork", concurrency=IN_FLIGHT)
+                    elif key == "djq-threads":
+                        item.update(pool="threads", concurrency=IN_FLIGHT)
                     self.run_one(workload, key, system, item, timeout, min_left, target_db)
             if rnd == 0 and "MEM" in chosen and has_djq:
                 self.run_memory()
@@ -400,6 +408,7 @@ class Bench:
         first = min(10_000, max(1, a.memory_tasks // 2))
         self.record("MEM", "djq", self.side("djq", {"workload": "memory", "first": first,
                                                     "total": a.memory_tasks,
+                                                    "concurrency": IN_FLIGHT,
                                                     "timeout": timeout}, timeout + 60))
 
     # -- clean-up ----------------------------------------------------------------------
@@ -496,8 +505,10 @@ def build_meta(bench: Bench, seconds: float) -> dict[str, Any]:
         (f"W4a: {a.history_rows:,} SUCCESS rows (queue `history`, done in the last hour) in "
          f"djq_task; W4b: {a.parked_rows:,} waiting rows on queue `parked`, which the workers "
          "do not consume, so they stay queued. Each in a database of its own, loaded once "
-         "and VACUUM ANALYZEd, so W4 runs in the same rounds as W2. djq only; ratio to djq's "
-         f"W2 prefork median; at most {a.w4_rounds} round(s)."),
+         "and VACUUM ANALYZEd, so W4 runs in the same rounds as W2. djq only, prefork "
+         f"`-c {IN_FLIGHT}`; ratio to djq's W2 prefork `-c {IN_FLIGHT}` median; at most "
+         f"{a.w4_rounds} round(s). W6 and the memory test also run prefork "
+         f"`-c {IN_FLIGHT}` (the memory test to get through more tasks in its time)."),
         ("Order: round 1 of every workload, then the memory test (at most "
          f"{a.memory_seconds:g} s: the row says how many tasks it reached), then round 2, "
          "and so on; a run that would start past the budget is reported `not run (time "

@@ -303,11 +303,12 @@ def w6(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
 
     if importlib.util.find_spec("djq.events") is None:
         return {"na": "events not implemented (-E is accepted and ignored)"}
-    return _drain(spec, collector, "prefork", 2, events=True)
+    return _drain(spec, collector, "prefork", int(spec.get("concurrency", 2)), events=True)
 
 
 def w4(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
-    return _drain(spec, collector, "prefork", 2, keep_preload=True)
+    return _drain(spec, collector, "prefork", int(spec.get("concurrency", 2)),
+                  keep_preload=True)
 
 
 def w4_preload(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
@@ -374,7 +375,7 @@ def memory(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     points: list[dict[str, Any]] = []
     t_start = time.monotonic()
     try:
-        group = workers.start("prefork", 2)
+        group = workers.start("prefork", int(spec.get("concurrency", 2)))
         workers.wait_ready()
         done = 0
         chunk = 20_000
