@@ -83,6 +83,10 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
+        # Whether the next claim may also reserve rows (claim them beyond the free pool
+        # slots, up to the prefetch): true at start, after a NOTIFY for our queues and
+        # when a poll is due; spent by a claim that got all it asked for.
+        self.reserve_due = True
         self.next_eta_check = 0.0
         self.next_control_check = 0.0
         self.tracking = _tracking()
@@ -225,6 +229,7 @@ class Worker:
             logger.warning("Database connection restored; %d claimed task(s) re-queued",
                            requeued)
             self.next_claim_at = 0.0
+            self.reserve_due = True
             self.next_control_check = 0.0
             return
 
@@ -294,6 +299,7 @@ class Worker:
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
                     self.next_claim_at = 0.0
+                    self.reserve_due = True
                     self.next_eta_check = 0.0
             elif channel == broker.CONTROL_CHANNEL:
                 self._on_control(payload)
@@ -327,9 +333,30 @@ class Worker:
 
     # -- claiming and dispatching -------------------------------------------------------
     def _should_claim(self) -> bool:
-        if self.stop_requested or len(self.buffer) >= self.prefetch:
+        """Whether a claim is due now: a pool slot no buffered row will fill, or rows
+        to reserve (see :meth:`_claim_limits`)."""
+        if self.stop_requested or time.monotonic() < self.next_claim_at:
             return False
-        return time.monotonic() >= self.next_claim_at
+        assert self.pool is not None
+        if self.pool.free_slots() > len(self.buffer):
+            return True
+        return self.reserve_due and len(self.buffer) < self.prefetch
+
+    def _claim_limits(self, free: int) -> tuple[int, int]:
+        """(rows to claim, of which to start at once) for a round trip that leaves
+        ``free`` pool slots empty after starting buffered rows.
+
+        Free slots are filled by rows claimed and started in the same statement. Rows
+        are reserved (claimed for later, up to ``concurrency x prefetch multiplier``,
+        Celery's prefetch) only when work has just arrived or a poll is due: a worker
+        working through a backlog then claims rows as its processes free up, so each
+        task is written twice (started, finished) rather than three times, and a
+        backlog is not hoarded by one worker while others have room.
+        """
+        if self.stop_requested or time.monotonic() < self.next_claim_at:
+            return 0, 0
+        reserve = max(0, self.prefetch - len(self.buffer)) if self.reserve_due else 0
+        return free + reserve, free
 
     def _cycle(self) -> None:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
@@ -338,10 +365,7 @@ class Worker:
         while True:
             free = self.pool.free_slots()
             to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
-            claim_limit = claim_start = 0
-            if self._should_claim():
-                claim_start = free - len(to_start)
-                claim_limit = self.prefetch - len(self.buffer) + claim_start
+            claim_limit, claim_start = self._claim_limits(free - len(to_start))
             busy = bool(self.unwritten or to_start or claim_limit)
             notify = ([] if self.events is None
                       else self.events.take_notifications(alone=not busy))
@@ -395,7 +419,9 @@ class Worker:
         assert self.conn is not None
         if got >= wanted:
             self.next_claim_at = 0.0
+            self.reserve_due = False
             return
+        self.reserve_due = True  # the next look (NOTIFY, poll or eta) may reserve
         # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
         now = time.monotonic()
         self.next_claim_at = now + conf.worker_poll_interval
