@@ -11,6 +11,7 @@ dead is never written twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -753,11 +754,19 @@ def _as_uuid(value: str | uuid.UUID) -> uuid.UUID:
 
 # --- canvas: chains, groups, chords ---------------------------------------------------
 #
-# A canvas is enqueued as rows in one statement: the steps that can run at once are
+# A canvas is enqueued as rows in one transaction: the steps that can run at once are
 # WAITING, the others DEFERRED with ``waiting_on`` naming the task (a chain's previous
 # step) or the chord (its group id) they wait for. The database itself moves them on:
 # the trigger of migration 0002 starts (or fails) deferred rows when what they wait on
 # ends, and counts chord members down in ``djq_chord``, whatever path ended the task.
+
+_INSERT_CHORDS = """
+    INSERT INTO djq_chord (group_id, remaining, callback_id, members, created)
+    SELECT (c->>0)::uuid, (c->>1)::int, (c->>2)::uuid,
+        ARRAY(SELECT m::uuid FROM json_array_elements_text(c->3) AS m), now()
+    FROM json_array_elements(%s::json) AS c
+    RETURNING 1
+"""
 
 _ENQUEUE_CANVAS = f"""
 WITH ins AS (
@@ -768,18 +777,31 @@ WITH ins AS (
         v.date_created, v.waiting_on
     FROM ({_ROWS_FROM_JSON}) AS v
     RETURNING t.queue, t.status
-), chords AS (
-    INSERT INTO djq_chord (group_id, remaining, callback_id, members, created)
-    SELECT (c->>0)::uuid, (c->>1)::int, (c->>2)::uuid,
-        ARRAY(SELECT m::uuid FROM json_array_elements_text(c->3) AS m), now()
-    FROM json_array_elements(%s::json) AS c
-    RETURNING 1
-), notified AS (
+), chords AS ({_INSERT_CHORDS}), notified AS (
     SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
     FROM (SELECT DISTINCT queue FROM ins WHERE status = {WAITING}) q
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM chords),
        (SELECT count(*) FROM notified)
+"""
+
+# A large canvas goes by COPY instead: PostgreSQL's bulk path, several times cheaper per
+# row than the statement above (whose INSERT takes each row apart from the JSON
+# parameter), then the chord counters and the NOTIFY, in one transaction. Its three more
+# round trips pay off from about this many rows (measured: 2.6 ms against 3.4 for 32 rows,
+# 6 against 14 for 256).
+_COPY_MIN_ROWS = 32
+
+_COPY_TASKS = """
+COPY djq_task (id, name, state, status, queue, priority, args, kwargs, options, retries,
+    eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on) FROM STDIN
+"""
+
+_AFTER_COPY = f"""
+WITH chords AS ({_INSERT_CHORDS}), notified AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q) FROM unnest(%s::text[]) AS q
+)
+SELECT (SELECT count(*) FROM chords), (SELECT count(*) FROM notified)
 """
 
 
@@ -795,8 +817,9 @@ class ChordRow:
 
 def enqueue_canvas(messages: Sequence[Message], chords: Sequence[ChordRow] = (),
                    using: str | None = None) -> int:
-    """Insert a canvas's rows (WAITING and DEFERRED) and its chord counters in one
-    statement, on Django's connection (so inside the caller's transaction, if any).
+    """Insert a canvas's rows (WAITING and DEFERRED) and its chord counters at once, on
+    Django's connection: inside the caller's transaction if there is one, else in one of
+    their own, so that they, and the NOTIFY, are stored all together or not at all.
 
     Ids are fresh: an id already stored raises :class:`~djq.exceptions.DuplicateTaskError`
     and nothing is stored. Returns how many task rows were written.
@@ -816,13 +839,28 @@ def enqueue_canvas(messages: Sequence[Message], chords: Sequence[ChordRow] = (),
     wrapper.validate_no_broken_transaction()
     try:
         with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
-            cursor.execute(_ENQUEUE_CANVAS, [_rows_json(messages), chord_json])
-            row = cursor.fetchone()
+            if len(messages) < _COPY_MIN_ROWS:
+                cursor.execute(_ENQUEUE_CANVAS, [_rows_json(messages), chord_json])
+                row = cursor.fetchone()
+                return int(row[0]) if row else 0
+            # Django's autocommit: a transaction of our own. In the caller's, nothing
+            # more (psycopg would commit it, or add a savepoint Django does not know).
+            own = wrapper.get_autocommit()
+            with wrapper.connection.transaction() if own else contextlib.nullcontext():
+                with cursor.copy(_COPY_TASKS) as copy:
+                    for m in messages:
+                        copy.write_row((
+                            m.id, m.name, states.PENDING, m.status, m.queue, m.priority,
+                            m.args, m.kwargs, m.options, m.retries, m.eta, m.run_at,
+                            m.expires, m.parent_id, m.root_id, m.group_id, m.date_created,
+                            m.waiting_on))
+                queues = sorted({m.queue for m in messages if m.status == WAITING})
+                cursor.execute(_AFTER_COPY, [chord_json, queues])
+            return len(messages)
     except IntegrityError as exc:
         raise DuplicateTaskError(
             f"A task or chord id of this canvas is already stored; nothing was sent ({exc})"
         ) from exc
-    return int(row[0]) if row else 0
 
 
 _FETCH_MANY = f"SELECT {', '.join(FETCH_FIELDS)} FROM djq_task WHERE id = ANY(%s::uuid[])"

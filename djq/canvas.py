@@ -4,7 +4,7 @@ A :class:`Signature` is a ``dict`` (so it serialises to JSON as itself, and
 :func:`signature` turns the JSON back into the right class), as in Celery.
 
 Applying a chain, a group or a chord writes all of its task rows at once, in one
-statement (:func:`djq.broker.enqueue_canvas`), with their ids fixed up front: the steps
+transaction (:func:`djq.broker.enqueue_canvas`), with their ids fixed up front: the steps
 that can run now are WAITING, the others DEFERRED and ``waiting_on`` the task (or the
 chord) they follow. From then on PostgreSQL moves the canvas on by itself (the trigger of
 migration ``0004_canvas``): no worker code, no process polling, and a crash anywhere
@@ -323,7 +323,7 @@ class _Composite(Signature):
 
     def apply_async(self, args: Any = None, kwargs: dict[str, Any] | None = None,
                     **options: Any) -> Any:
-        """Send the whole canvas in one round trip; returns its result at once."""
+        """Send the whole canvas at once; returns its result at once."""
         from .canvas_rows import send
 
         return send(self, args, kwargs, options)
@@ -678,12 +678,12 @@ subtask = signature
 
 
 def _as_signature(item: Any) -> Signature:
+    if isinstance(item, dict):  # first: the common case, without the import below
+        return Signature.from_dict(item)
     from .task import Task
 
     if isinstance(item, Task):
         return item.s()
-    if isinstance(item, dict):
-        return Signature.from_dict(item)
     raise TypeError(f"Not a signature: {item!r}")
 
 

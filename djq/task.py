@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import logging
 import os
@@ -144,6 +145,90 @@ def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter
     if full_jitter:
         countdown = random.randrange(int(countdown) + 1)
     return max(0, int(countdown))
+
+
+def encode_arguments(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """A task's arguments as stored: JSON text, or :class:`EncodeError`."""
+    # No kwargs is the common case, and its text is known.
+    return serialization.dumps(args), serialization.dumps(kwargs) if kwargs else "{}"
+
+
+class Template:
+    """What a call of a task takes from its options, not from its arguments or its id:
+    worked out once (checked, routed, timed), then turned into the row and the protocol
+    headers of one call, or of every plain member of a group (:mod:`djq.canvas_rows`)."""
+
+    def __init__(self, *, name: str, queue: str, priority: int, now: datetime.datetime,
+                 eta: datetime.datetime | None, expires: datetime.datetime | None,
+                 task_id: uuid.UUID | None, retries: Any, parent_id: Any, root_id: Any,
+                 group_id: Any, opts: dict[str, Any], ignore_result: bool,
+                 headers: dict[str, Any], argsrepr: str | None,
+                 kwargsrepr: str | None) -> None:
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.now = now
+        self.eta = eta
+        self.expires = expires
+        self.task_id = task_id  # the id asked for, if any
+        self.opts = opts  # the row's options, as a dict
+        self._retries = retries
+        self._ids = (parent_id, root_id, group_id)  # as given; root None: its own root
+        self.ignore_result = ignore_result
+        self.user_headers = headers
+        self.argsrepr = argsrepr
+        self.kwargsrepr = kwargsrepr
+        # The headers every call shares, as text (the protocol's form).
+        self._parent = str(parent_id) if parent_id else None
+        self._root = str(root_id) if root_id else None
+        self._group = str(group_id) if group_id else None
+        self._eta = eta.isoformat() if eta else None
+        self._expires = expires.isoformat() if expires else None
+        self._origin = _origin()
+
+    # The parts of the row that can fail to convert are worked out on first use, after
+    # the first call's arguments are encoded, in the order _build_message always did: a
+    # call with several faults reports the same one.
+    @functools.cached_property
+    def options_json(self) -> str:
+        return serialization.dumps(self.opts)
+
+    @functools.cached_property
+    def _row_ids(self) -> tuple[int, uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]:
+        """retries, parent_id, root_id and group_id, as stored."""
+        retries = int(self._retries or 0)
+        parent_id, root_id, group_id = self._ids
+        return retries, _maybe_uuid(parent_id), _maybe_uuid(root_id), _maybe_uuid(group_id)
+
+    def message(self, task_id: uuid.UUID, args_json: str, kwargs_json: str, *,
+                options: str | None = None, root_id: uuid.UUID | None = None,
+                status: int = broker.WAITING,
+                waiting_on: uuid.UUID | None = None) -> broker.Message:
+        """The row of one call. A canvas gives the fields it decides: the options with
+        its flags, the canvas's root, and a DEFERRED step's status and what it waits on."""
+        options = self.options_json if options is None else options
+        retries, parent, root, group = self._row_ids
+        return broker.Message(
+            id=task_id, name=self.name, queue=self.queue, priority=self.priority,
+            args=args_json, kwargs=kwargs_json, options=options, run_at=self.eta or self.now,
+            date_created=self.now, eta=self.eta, expires=self.expires, retries=retries,
+            parent_id=parent, root_id=root_id or root or task_id, group_id=group,
+            status=status, waiting_on=waiting_on,
+        )
+
+    def headers(self, task_id: uuid.UUID, args: list[Any],
+                kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Celery's protocol-2 headers of one call, as the publish signals carry them."""
+        tid = str(task_id)
+        return {
+            "lang": "py", "task": self.name, "id": tid, "root_id": self._root or tid,
+            "parent_id": self._parent, "group": self._group, "eta": self._eta,
+            "expires": self._expires, "retries": self._row_ids[0],
+            "argsrepr": self.argsrepr or repr(tuple(args)),
+            "kwargsrepr": self.kwargsrepr or repr(kwargs),
+            "origin": self._origin, "ignore_result": self.ignore_result,
+            **self.user_headers,
+        }
 
 
 class Task:
@@ -315,17 +400,43 @@ class Task:
         link_error: Any, ignore_result: bool | None, headers: dict[str, Any] | None,
         options: dict[str, Any],
     ) -> tuple[broker.Message, dict[str, Any]]:
+        self._check_options(options)
+        args, kwargs = self._checked_call(args, kwargs)
+        template = self._template(countdown, eta, expires, queue, priority, task_id, link,
+                                  link_error, ignore_result, headers, options)
+        tid = template.task_id or uuid.uuid4()
+        args_json, kwargs_json = encode_arguments(args, kwargs)
+        message = template.message(tid, args_json, kwargs_json)
+        return message, template.headers(tid, args, kwargs)
+
+    # The steps of _build_message, in the order it checks things (so a call with several
+    # faults reports the same one): a canvas runs the first and the last per task, and
+    # shares one template among the plain members of a group.
+    @staticmethod
+    def _check_options(options: dict[str, Any]) -> None:
         unknown = set(options) - _IGNORED_OPTIONS - _EXTRA_OPTIONS
         if unknown:
             raise TypeError(f"apply_async() got unexpected options: {sorted(unknown)}")
         if options.get("serializer") not in (None, "json"):
             raise ValueError("djq sends JSON only; serializer must be 'json'")
+
+    def _checked_call(self, args: Any,
+                      kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments as a list and a dict, once they fit the function."""
         args = list(args) if args is not None else []
         if not isinstance(kwargs or {}, dict):
             raise TypeError("kwargs must be a dict")
         kwargs = dict(kwargs or {})
         if self.typing:
             self.check_arguments(args, kwargs)
+        return args, kwargs
+
+    def _template(
+        self, countdown: Any, eta: Any, expires: Any, queue: str | None,
+        priority: int | None, task_id: Any, link: Any, link_error: Any,
+        ignore_result: bool | None, headers: dict[str, Any] | None,
+        options: dict[str, Any],
+    ) -> Template:
         now = timezone.now()
         countdown_s = _seconds(countdown, "countdown")
         eta_dt = _to_datetime(eta, "eta")
@@ -346,9 +457,8 @@ class Task:
             priority = conf.task_default_priority
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError("priority must be an integer")
-        if task_id is None:
-            tid = uuid.uuid4()
-        else:
+        tid: uuid.UUID | None = None
+        if task_id is not None:
             try:
                 tid = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
             except ValueError as exc:
@@ -365,7 +475,6 @@ class Task:
             if current is not None and current.id:
                 parent_id = current.id
                 root_id = root_id or current.root_id or current.id
-        root_id = root_id or str(tid)
         opts: dict[str, Any] = {}
         if links:
             opts["link"] = links
@@ -378,29 +487,13 @@ class Task:
                 opts[key] = options[key]
         if headers:
             opts["headers"] = headers
-        args_json = serialization.dumps(args)
-        kwargs_json = serialization.dumps(kwargs)
-        options_json = serialization.dumps(opts)
-        message = broker.Message(
-            id=tid, name=self.name, queue=queue, priority=priority, args=args_json,
-            kwargs=kwargs_json, options=options_json, run_at=eta_dt or now, date_created=now,
-            eta=eta_dt, expires=expires_dt, retries=int(options.get("retries") or 0),
-            parent_id=_maybe_uuid(parent_id), root_id=_maybe_uuid(root_id),
-            group_id=_maybe_uuid(group_id),
+        return Template(
+            name=self.name, queue=queue, priority=priority, now=now, eta=eta_dt,
+            expires=expires_dt, task_id=tid, retries=options.get("retries"),
+            parent_id=parent_id, root_id=root_id, group_id=group_id, opts=opts,
+            ignore_result=bool(ignore_result), headers=headers or {},
+            argsrepr=options.get("argsrepr"), kwargsrepr=options.get("kwargsrepr"),
         )
-        headers_out = {
-            "lang": "py", "task": self.name, "id": str(tid), "root_id": str(root_id),
-            "parent_id": str(parent_id) if parent_id else None,
-            "group": str(group_id) if group_id else None,
-            "eta": eta_dt.isoformat() if eta_dt else None,
-            "expires": expires_dt.isoformat() if expires_dt else None,
-            "retries": message.retries,
-            "argsrepr": options.get("argsrepr") or repr(tuple(args)),
-            "kwargsrepr": options.get("kwargsrepr") or repr(kwargs),
-            "origin": _origin(), "ignore_result": bool(ignore_result),
-            **(headers or {}),
-        }
-        return message, headers_out
 
     def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None,
               task_id: str | None = None, link: Any = None, link_error: Any = None,

@@ -35,6 +35,7 @@ from djq.exceptions import (
     TaskRevokedError,
     TimeoutError,
 )
+from djq.db import open_connection
 from djq.models import Chord, SavedGroup, Task
 from tests.conftest import ROOT, wait_for
 from tests.testapp import tasks as t
@@ -208,6 +209,102 @@ def test_bad_arguments_fail_before_anything_is_stored() -> None:
     with pytest.raises(DuplicateTaskError):
         chain(t.add.s(1, 1).set(task_id=done.id), t.add.s(1)).apply_async()
     assert Task.objects.count() == 2
+
+
+# --- a large plain group: one setup shared by its members, its rows sent by COPY --------
+
+# What a row holds besides its own id and the time it was sent.
+_CONTENT = ("name", "state", "status", "queue", "priority", "args", "kwargs", "options",
+            "retries", "eta", "parent_id", "waiting_on")
+
+
+def _sent(canvas: Any, *args: Any, **options: Any) -> list[tuple[Any, ...]]:
+    """Send a group; per member (in order): its row's content, how its ids and times
+    relate, and the headers its before_task_publish signal carried (without its ids)."""
+    headers: list[dict[str, Any]] = []
+
+    def before(sender: Any = None, **kwargs: Any) -> None:
+        headers.append(kwargs["headers"])
+
+    djq.signals.before_task_publish.connect(before)
+    try:
+        result = canvas.apply_async(*args, **options)
+    finally:
+        djq.signals.before_task_publish.disconnect(before)
+    ids = [r.id for r in result.results]
+    stored = {str(r["id"]): r for r in Task.objects.filter(id__in=ids).values()}
+    rows = [stored[i] for i in ids]
+    assert [h["id"] for h in headers] == ids
+    return [(
+        tuple(r[f] for f in _CONTENT),
+        str(r["root_id"]) == ids[0], str(r["group_id"]) == result.id,
+        r["run_at"] == r["date_created"], r["expires"] - r["date_created"],
+        h["root_id"] == h["id"], h["group"] == result.id,
+        {k: v for k, v in h.items() if k not in ("id", "root_id", "group", "expires")},
+    ) for r, h in zip(rows, headers, strict=True)]
+
+
+@DB
+def test_a_plain_group_makes_the_rows_of_the_general_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def members(general: bool) -> list[Any]:
+        sigs = [s for i in range(20) for s in (t.add.s(i), t.echo.s(i, k=i), t.echo.si(i))]
+        # An option of its own (group_index changes nothing in the row) sends a member
+        # the general way; plain members share one setup per task.
+        return [s.clone().set(group_index=i) if general else s for i, s in enumerate(sigs)]
+
+    options = {"queue": "bulk", "priority": 3, "expires": 600, "headers": {"h": 1},
+               "link_error": t.identity.s()}
+    assert len(members(False)) >= broker._COPY_MIN_ROWS
+    plain = _sent(group(members(False)), (7,), **options)
+    assert plain == _sent(group(members(True)), (7,), **options)
+    monkeypatch.setattr(broker, "_COPY_MIN_ROWS", 10**6)  # one INSERT statement instead
+    assert plain == _sent(group(members(False)), (7,), **options)
+    content = plain[0][0]
+    assert content[_CONTENT.index("args")] == "[7,0]"
+    assert content[_CONTENT.index("queue")] == "bulk"
+
+
+@DB
+def test_a_bad_member_of_a_large_group_fails_at_call_time_and_stores_nothing() -> None:
+    published: list[Any] = []
+
+    def before(sender: Any = None, **kwargs: Any) -> None:
+        published.append(kwargs)
+
+    members = [t.add.s(i, i) for i in range(100)]
+    djq.signals.before_task_publish.connect(before)
+    try:
+        for bad, error in ((t.add.s(1), TypeError), (t.add.s(1, 2, 3), TypeError),
+                           (t.identity.s(object()), djq.exceptions.EncodeError)):
+            for at in (0, 57, 100):
+                with pytest.raises(error):
+                    group([*members[:at], bad, *members[at:]]).apply_async()
+    finally:
+        djq.signals.before_task_publish.disconnect(before)
+    assert not published and not Task.objects.exists()
+
+
+@DB
+def test_a_large_canvas_is_stored_all_or_nothing_and_wakes_its_queue() -> None:
+    with open_connection() as listener:
+        listener.execute(f"LISTEN {broker.ENQUEUE_CHANNEL}")
+        done = t.add.s(1, 1).freeze()
+        t.add.apply_async((1, 1), task_id=done.id)
+        with pytest.raises(DuplicateTaskError):
+            group([*(t.add.s(i, i) for i in range(50)),
+                   t.add.s(1, 1).set(task_id=done.id)]).apply_async(queue="q1")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            group(t.add.s(i, i) for i in range(50)).apply_async(queue="q2")
+            raise RuntimeError("rollback")
+        assert Task.objects.count() == 1
+        with transaction.atomic():
+            result = chord((t.add.s(i, i) for i in range(50)), t.tsum.s()).apply_async(
+                queue="q3")
+        assert Task.objects.filter(group_id=result.parent.id).count() == 50
+        assert Chord.objects.get(group_id=result.parent.id).remaining == 50
+        woken = {n.payload for n in listener.notifies(timeout=1.0)}
+    assert "q3" in woken and not woken & {"q1", "q2"}
 
 
 # --- the database moves canvases on, whatever ends a task (no worker needed) -----------
