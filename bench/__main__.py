@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "writes no bench/results/latest.* (for the test suite)")
     p.add_argument("--json", default=None, help="also write the JSON results here")
     p.add_argument("--memory-tasks", type=int, default=None,
-                   help="tasks for the memory test's second point (default 200000)")
+                   help="tasks for the memory test's second point (default 1000000; "
+                        "--memory-seconds usually ends it first)")
     p.add_argument("--history-rows", type=int, default=None,
                    help="finished rows for W4a (default 1000000)")
     p.add_argument("--parked-rows", type=int, default=None,
@@ -87,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     smoke = args.smoke
     defaults = {
         "size": 200 if smoke else 20_000, "rounds": 1 if smoke else 3,
-        "memory_tasks": 600 if smoke else 200_000, "history_rows": 5_000 if smoke else 1_000_000,
+        "memory_tasks": 600 if smoke else 1_000_000, "history_rows": 5_000 if smoke else 1_000_000,
         "parked_rows": 1_000 if smoke else 200_000, "latency_tasks": 30 if smoke else 300,
         "round_trips": 30 if smoke else 500, "time_cap": 3.0, "budget": None if smoke else 560.0,
         "memory_seconds": 120.0 if smoke else 60.0,
@@ -355,7 +356,7 @@ class Bench:
                          {"workload": "w5", "n": a.round_trips, "time_cap": a.time_cap}, 120,
                          15, None))
         if "W6" in chosen:
-            w6 = keys("djq", "celery", "pgqueuer")
+            w6 = keys("djq", "djq-c20", "celery", "pgqueuer")
             import importlib.util
 
             if has_djq and importlib.util.find_spec("djq.events") is None:
@@ -366,10 +367,9 @@ class Bench:
             if has_djq and not a.peer_events:
                 for key, _ in keys("celery", "pgqueuer"):
                     self.record("W6", key, {"skipped": "peers' -E only with --peer-events"})
-                w6 = [kv for kv in w6 if kv[0] == "djq"]
+                w6 = [kv for kv in w6 if kv[1] == "djq"]
             if w6:
-                plan.append(("W6", w6, {"workload": "w6", "n": n, "timeout": drain,
-                                        "concurrency": IN_FLIGHT},
+                plan.append(("W6", w6, {"workload": "w6", "n": n, "timeout": drain},
                              drain + 120, 40, None))
         if "W4" in chosen and has_djq:
             for w, variant, rows in (("W4a", "history", a.history_rows),
@@ -507,8 +507,9 @@ def build_meta(bench: Bench, seconds: float) -> dict[str, Any]:
          "do not consume, so they stay queued. Each in a database of its own, loaded once "
          "and VACUUM ANALYZEd, so W4 runs in the same rounds as W2. djq only, prefork "
          f"`-c {IN_FLIGHT}`; ratio to djq's W2 prefork `-c {IN_FLIGHT}` median; at most "
-         f"{a.w4_rounds} round(s). W6 and the memory test also run prefork "
-         f"`-c {IN_FLIGHT}` (the memory test to get through more tasks in its time)."),
+         f"{a.w4_rounds} round(s). W6 runs at `-c 2` and at `-c {IN_FLIGHT}`, each against "
+         f"the W2 row of its concurrency; the memory test runs prefork `-c {IN_FLIGHT}`, to "
+         "get through more tasks in its time."),
         ("Order: round 1 of every workload, then the memory test (at most "
          f"{a.memory_seconds:g} s: the row says how many tasks it reached), then round 2, "
          "and so on; a run that would start past the budget is reported `not run (time "
