@@ -663,12 +663,31 @@ WITH r AS (
 SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM r
 """
 
+# Purging a waiting row also drops what could only ever run after it: the deferred canvas
+# steps waiting on it (a chain's next steps, transitively), and a chord that loses a
+# member, with its counter and callback. As with Celery, whose chain travels inside its
+# first message, they would never run; left behind they would wait forever. Counts the
+# waiting rows (the messages) purged.
 PURGE = f"""
-WITH p AS (
+WITH RECURSIVE purged AS (
     DELETE FROM djq_task WHERE status = {WAITING} AND (%s::text[] IS NULL OR queue = ANY(%s))
+    RETURNING id, group_id
+), after_(id, group_id) AS (
+    SELECT t.id, t.group_id FROM purged p JOIN djq_task t
+        ON t.status = {DEFERRED} AND (t.waiting_on = p.id OR t.waiting_on = p.group_id)
+    UNION
+    SELECT t.id, t.group_id FROM after_ a JOIN djq_task t
+        ON t.status = {DEFERRED} AND (t.waiting_on = a.id OR t.waiting_on = a.group_id)
+), dropped AS (
+    DELETE FROM djq_task t USING after_ a WHERE t.id = a.id AND t.status = {DEFERRED}
+    RETURNING t.id
+), chords AS (
+    DELETE FROM djq_chord c
+    WHERE c.group_id IN (SELECT group_id FROM purged UNION SELECT group_id FROM after_)
     RETURNING 1
 )
-SELECT count(*) FROM p
+SELECT (SELECT count(*) FROM purged), (SELECT count(*) FROM dropped),
+       (SELECT count(*) FROM chords)
 """
 
 REQUEST_TERMINATE = f"""

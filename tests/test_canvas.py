@@ -186,6 +186,26 @@ def test_rows_of_a_chain_deferred_with_parents() -> None:
 
 
 @DB
+def test_purge_takes_what_waits_on_purged_rows_with_them() -> None:
+    # With no worker: a chain's later steps and a chord's callback wait (DEFERRED) on
+    # rows that purge deletes. They could never run; purge takes them too, as Celery's
+    # purge takes a chain with its first message.
+    chained = (t.add.s(1, 1) | t.mul.s(2) | t.add.s(3)).apply_async(queue="purged")
+    chorded = chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s()).apply_async(queue="purged")
+    elsewhere = (t.add.s(5, 5) | t.mul.s(2)).apply_async(queue="kept")
+    assert Task.objects.filter(status=broker.DEFERRED).count() == 4
+    assert Chord.objects.count() == 1
+
+    assert control.purge(["purged"]) == 3  # the waiting rows: the messages
+    assert set(Task.objects.values_list("id", flat=True)) == {
+        uuid.UUID(str(elsewhere.id)), uuid.UUID(str(elsewhere.parent.id))}
+    assert not Chord.objects.exists()
+    for result in (chained, chained.parent, chorded, *chorded.parent.results):
+        assert result.state == djq.states.PENDING
+    assert row(elsewhere).status == broker.DEFERRED  # another queue: untouched
+
+
+@DB
 def test_a_rolled_back_canvas_leaves_nothing() -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
         chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s()).apply_async()
