@@ -652,13 +652,18 @@ SELECT r.name, (SELECT count(*) FROM n) FROM r
 """
 
 # Kept on the row (so a worker that missed the NOTIFY still finds it) and announced.
+# A member of a chord still waiting for others was counted when it ended: un-count it, so
+# that it counts once more when it ends again (and the callback waits for the others).
 RETRY = f"""
 WITH r AS (
     UPDATE djq_task SET status = {WAITING}, state = '{states.PENDING}', result = NULL,
         traceback = NULL, retries = 0, run_at = now(), worker = NULL, claimed_by = NULL,
         date_claimed = NULL, date_started = NULL, date_done = NULL, terminate = NULL
     WHERE id = %s AND status = {DONE}
-    RETURNING queue
+    RETURNING id, queue, group_id
+), uncounted AS (
+    UPDATE djq_chord c SET remaining = c.remaining + 1
+    FROM r WHERE c.group_id = r.group_id AND c.remaining > 0 AND r.id = ANY(c.members)
 )
 SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM r
 """

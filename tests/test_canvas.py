@@ -206,6 +206,18 @@ def test_purge_takes_what_waits_on_purged_rows_with_them() -> None:
 
 
 @DB
+def test_retrying_an_ended_member_of_a_waiting_chord_counts_it_once(worker: Any) -> None:
+    result = chord([t.add.s(1, 1), t.sleep.s(3)], t.tsum.s()).apply_async()
+    quick = result.parent.results[0]
+    assert quick.get(timeout=20) == 2
+    control.retry(quick.id)  # while the sleeper still runs
+    wait_for(lambda: quick.ready(), timeout=20, message="the retried member to end again")
+    # Counted twice, it would have started the callback without the sleeper's result.
+    assert result.get(timeout=20) == 5
+    assert Chord.objects.get(group_id=result.parent.id).remaining == 0
+
+
+@DB
 def test_a_rolled_back_canvas_leaves_nothing() -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
         chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s()).apply_async()
