@@ -482,7 +482,10 @@ class Task:
             opts["link_error"] = errbacks
         if ignore_result is not None:
             opts["ignore_result"] = bool(ignore_result)
-        for key in ("time_limit", "soft_time_limit", "shadow", "chord"):
+        # argsrepr/kwargsrepr (Celery's way to keep secrets out of logs and events) ride
+        # along for the worker's task-received event.
+        for key in ("time_limit", "soft_time_limit", "shadow", "chord", "argsrepr",
+                    "kwargsrepr"):
             if options.get(key) is not None:
                 opts[key] = options[key]
         if headers:

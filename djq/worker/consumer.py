@@ -583,10 +583,10 @@ def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.F
 
 
 def _received_fields(row: broker.Claimed) -> dict[str, Any]:
-    """What ``task_received`` receivers learn of a claimed row beyond its id and name
-    (the arguments as their JSON text, as Celery gives their repr)."""
+    """What ``task_received`` receivers learn of a claimed row beyond its id and name."""
+    argsrepr, kwargsrepr = _reprs(row)
     return {
-        "argsrepr": row.args, "kwargsrepr": row.kwargs, "retries": row.retries,
+        "argsrepr": argsrepr, "kwargsrepr": kwargsrepr, "retries": row.retries,
         "eta": row.eta.isoformat() if row.eta else None,
         "expires": row.expires.isoformat() if row.expires else None,
         "root_id": str(row.root_id) if row.root_id else None,
@@ -594,6 +594,18 @@ def _received_fields(row: broker.Claimed) -> dict[str, Any]:
         "delivery_info": {"exchange": "", "routing_key": row.queue, "priority": row.priority,
                           "redelivered": False},
     }
+
+
+def _reprs(row: broker.Claimed) -> tuple[str, str]:
+    """The arguments as Celery shows them (``argsrepr``/``kwargsrepr``): the reprs given
+    at call time, else ``repr()`` of the decoded values (their JSON text if that fails)."""
+    options = json.loads(row.options) if row.options != "{}" else {}
+    try:
+        args = options.get("argsrepr") or repr(tuple(serialization.loads(row.args) or ()))
+        kwargs = options.get("kwargsrepr") or repr(serialization.loads(row.kwargs) or {})
+    except Exception:  # noqa: BLE001 - a row that does not decode fails when it runs
+        return row.args, row.kwargs
+    return str(args), str(kwargs)
 
 
 def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:

@@ -73,11 +73,13 @@ def test_prefork_worker_publishes_celerys_events(start_worker, collector, settin
         dump.wait_line("Dumping events", stream="stderr")
         worker = start_worker("-E", "-n", "ev1@host-a")
         ok = add.delay(2, 3)
+        hidden = add.apply_async((3, 4), argsrepr="('***', 4)")
         bad = fail.delay("boom")
         retried = div.delay(1, 0)  # retries twice (0.2 s apart), then fails
         expired = add.apply_async((1, 1), expires=timezone.now() - datetime.timedelta(seconds=1))
         long = sleep.delay(30)
         assert ok.get(timeout=20) == 5
+        assert hidden.get(timeout=20) == 7
         collector.wait(lambda: collector.of("task-started", long.id), "long task started")
         long.revoke(terminate=True)
         with pytest.raises(TaskRevokedError):
@@ -112,7 +114,8 @@ def test_prefork_worker_publishes_celerys_events(start_worker, collector, settin
     assert sent["args"] == "(2, 3)" and sent["hostname"].startswith("gen")
     received = collector.of("task-received", ok.id)[0]
     assert received["name"] == "tests.testapp.tasks.add" and received["hostname"] == host
-    assert received["args"] == "[2,3]" and received["kwargs"] == "{}"
+    assert received["args"] == "(2, 3)" and received["kwargs"] == "{}"  # Celery's reprs
+    assert collector.of("task-received", hidden.id)[0]["args"] == "('***', 4)"
     assert received["retries"] == 0 and received["root_id"] == str(ok.id)
     assert {"eta", "expires", "parent_id"} <= set(received)
     started = collector.of("task-started", ok.id)[0]
