@@ -514,16 +514,18 @@ def release_unstarted(conn: Any, worker_id: int, running: Sequence[uuid.UUID]) -
 
 _REGISTER = """
 INSERT INTO djq_worker (hostname, pid, pool, concurrency, queues, started_at, last_heartbeat,
-    processed, failed, active, loadavg, sw_ver)
-VALUES (%s, %s, %s, %s, %s, now(), now(), 0, 0, 0, %s, %s)
+    processed, failed, active, loadavg, sw_ver, registered)
+VALUES (%s, %s, %s, %s, %s, now(), now(), 0, 0, 0, %s, %s, %s)
 RETURNING id
 """
 
 
 def register_worker(conn: Any, hostname: str, pid: int, pool: str, concurrency: int,
-                    queues: Sequence[str], loadavg: str, sw_ver: str) -> int:
+                    queues: Sequence[str], loadavg: str, sw_ver: str,
+                    registered: Sequence[str] = ()) -> int:
+    """Take a lease for a starting worker, with the task names it can run."""
     row = conn.execute(_REGISTER, [hostname, pid, pool, concurrency, ",".join(queues),
-                                   loadavg, sw_ver]).fetchone()
+                                   loadavg, sw_ver, list(registered)]).fetchone()
     return int(row[0])
 
 

@@ -46,6 +46,7 @@ class Node:
     active: int
     loadavg: tuple[float, ...]
     sw_ver: str
+    registered: tuple[str, ...] | None = None  # None: a worker that did not record it
 
     @classmethod
     def from_row(cls, row: Worker) -> Node:
@@ -56,6 +57,7 @@ class Node:
             started_at=row.started_at, last_heartbeat=row.last_heartbeat,
             processed=row.processed, failed=row.failed, active=row.active,
             loadavg=_loadavg(row.loadavg), sw_ver=row.sw_ver,
+            registered=None if row.registered is None else tuple(row.registered),
         )
 
     def stats(self, now: datetime.datetime | None = None) -> dict[str, Any]:
@@ -191,11 +193,14 @@ def stats(using: str | None = None) -> dict[str, dict[str, Any]]:
     return {n.hostname: n.stats(now) for n in nodes(using)}
 
 
-def registered() -> list[str]:
-    """Task names registered in this process (workers run the same project)."""
+def registered(using: str | None = None) -> dict[str, list[str]]:
+    """Each node's task names, as the worker recorded them when it started. A worker of
+    an older djq recorded none: it is shown this process's names, as before."""
     from .task import registry
 
-    return sorted(registry)
+    local = sorted(registry)
+    return {n.hostname: local if n.registered is None else list(n.registered)
+            for n in nodes(using)}
 
 
 def _label(row: Task, now: datetime.datetime) -> str:

@@ -107,6 +107,9 @@ class Worker(models.Model):
     active = models.IntegerField(default=0)
     loadavg = models.CharField(max_length=64, blank=True, default="")
     sw_ver = models.CharField(max_length=32, blank=True, default="")
+    # Null for a worker of a version that did not record it (rolling upgrades).
+    registered = ArrayField(models.TextField(), null=True, blank=True,
+                            help_text="Task names the worker could run when it started")
 
     class Meta:
         db_table = "djq_worker"

@@ -18,6 +18,7 @@ from djq import __version__ as djq_version
 from djq.exceptions import TaskRevokedError
 from djq.management.commands import djq as djq_command
 from djq.models import Task as TaskRow
+from djq.models import Worker as WorkerRow
 from tests.cli import run_manage
 from tests.conftest import wait_for
 from tests.testapp.tasks import add, echo, fail, sleep
@@ -101,7 +102,15 @@ def test_status_and_inspect_across_two_machines(start_worker):
 
     registered = djq_json("inspect", "registered")
     assert "tests.testapp.tasks.add" in registered["w2@host-b"]
+    assert registered["w1@host-a"] == sorted(registered["w1@host-a"])
     assert "    * tests.testapp.tasks.add" in djq("inspect", "registered")
+    # Each worker answers with what it recorded, not with this process's registry; a
+    # worker of an older djq (nothing recorded) is shown this process's names.
+    WorkerRow.objects.filter(hostname="w1@host-a").update(registered=["only.on.host_a"])
+    WorkerRow.objects.filter(hostname="w2@host-b").update(registered=None)
+    registered = djq_json("inspect", "registered")
+    assert registered["w1@host-a"] == ["only.on.host_a"]
+    assert "tests.testapp.tasks.add" in registered["w2@host-b"]
 
     found = djq_json("inspect", "query_task", running_a.id, waiting_a.id, later.id)
     assert found["w1@host-a"][str(running_a.id)][0] == "active"

@@ -139,10 +139,7 @@ class Worker:
         """Serve until asked to stop; returns the process exit code."""
         signals.send(signals.worker_init, sender=self)
         self.conn = self._connect()
-        self.worker_id = broker.register_worker(
-            self.conn, self.hostname, os.getpid(), self.pool_kind, self.concurrency,
-            self.queues, loadavg(), VERSION,
-        )
+        self.worker_id = self.register(self.conn)
         os.register_at_fork(after_in_child=self._after_fork_in_child)
         if self.send_events:  # before the pool starts: its processes inherit it
             self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
@@ -161,6 +158,13 @@ class Worker:
         finally:
             self._shutdown()
         return 0
+
+    def register(self, conn: Any) -> int:
+        """Take a lease row for this worker (at start, or again after losing it)."""
+        return broker.register_worker(
+            conn, self.hostname, os.getpid(), self.pool_kind, self.concurrency,
+            self.queues, loadavg(), VERSION, sorted(registry),
+        )
 
     def _after_fork_in_child(self) -> None:
         # A pool process must not keep the worker's own sessions open: close its copies

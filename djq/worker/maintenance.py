@@ -110,10 +110,7 @@ class Maintenance(threading.Thread):
             # Others declared us dead (e.g. after a long outage) and recovered our rows;
             # writes under the old id are refused by the database. Start afresh.
             old = w.worker_id
-            w.worker_id = broker.register_worker(
-                self.conn, w.hostname, os.getpid(), w.pool_kind, w.concurrency,
-                w.queues, loadavg(), "",
-            )
+            w.worker_id = w.register(self.conn)
             logger.error("Lease of worker id=%d was lost; continuing as id=%d", old,
                          w.worker_id)
 

@@ -282,8 +282,8 @@ class Command(BaseCommand):
             all_stats = inspect.stats()
             replies = {name: all_stats[name] for name in names if name in all_stats}
         elif method == "registered":
-            names_registered = inspect.registered()
-            replies = {name: names_registered for name in names}
+            all_registered = inspect.registered()
+            replies = {name: all_registered.get(name, []) for name in names}
         else:  # revoked: every node honours every revoke, as in Celery
             ids_revoked = inspect.revoked()
             replies = {name: ids_revoked for name in names}
