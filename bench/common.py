@@ -155,6 +155,20 @@ def paced_stamps(n: int, gap: float, send: Callable[[str], Any],
     return sent, collector.wait("start", n, 15)
 
 
+def timed_calls(call: Callable[[int], Any], n: int, cap: float,
+                check_every: int = 1) -> tuple[int, float]:
+    """W1/W5: ``call(i)`` for i in 0..n-1, stopping once ``cap`` seconds have passed (looked
+    at every ``check_every`` calls); returns (calls made, seconds)."""
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        call(done)
+        done += 1
+        if done % check_every == 0 and time.perf_counter() - t0 > cap:
+            break
+    return done, time.perf_counter() - t0
+
+
 # --- processes ----------------------------------------------------------------------
 
 

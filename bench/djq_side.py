@@ -22,6 +22,7 @@ from bench.common import (
     latency_result,
     paced_stamps,
     run_side,
+    timed_calls,
     tree_rss_kib,
 )
 
@@ -68,8 +69,8 @@ def vacuum() -> None:
         cur.execute("VACUUM ANALYZE djq_task")
 
 
-def bulk_enqueue(n: int, start: int = 0) -> float:
-    """Put ``n`` no-op tasks on the bench queue as fast as possible, as the rows
+def bulk_enqueue(n: int, start: int = 0, queue: str = QUEUE) -> float:
+    """Put ``n`` no-op tasks on ``queue`` as fast as possible, as the rows
     ``delay()`` writes, with one INSERT ... SELECT and one NOTIFY; returns the seconds it
     took. (Set-up only, so that it costs the same whatever djq's enqueue speed: W1 and
     W1b measure that.)"""
@@ -90,7 +91,7 @@ def bulk_enqueue(n: int, start: int = 0) -> float:
             )
             SELECT count(*), pg_notify(%s, %s) FROM ins
             """,
-            [noop.name, QUEUE, start, start + n - 1, broker.ENQUEUE_CHANNEL, QUEUE],
+            [noop.name, queue, start, start + n - 1, broker.ENQUEUE_CHANNEL, queue],
         )
     return time.perf_counter() - t0
 
@@ -121,20 +122,8 @@ def preload_history(n: int) -> float:
 
 def preload_parked(n: int) -> float:
     """W4b: ``n`` waiting rows on a queue no bench worker consumes."""
-    from djq import broker
-
     t0 = time.perf_counter()
-    with _cursor() as cur:
-        cur.execute(
-            f"""
-            INSERT INTO djq_task (id, name, state, status, queue, priority, args, kwargs,
-                options, retries, run_at, root_id, date_created)
-            SELECT u, 'bench.app.tasks.noop', 'PENDING', {broker.WAITING}, %s, 0,
-                '[' || i || ']', '{{}}', '{{}}', 0, now(), u, now()
-            FROM (SELECT gen_random_uuid() AS u, i FROM generate_series(1, %s) i) g
-            """,
-            [PARKED_QUEUE, n],
-        )
+    bulk_enqueue(n, start=1, queue=PARKED_QUEUE)
     vacuum()
     return time.perf_counter() - t0
 
@@ -261,14 +250,7 @@ def w1(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     reset()
     noop.delay(-1)  # connect and warm up outside the measurement
     reset()
-    t0 = time.perf_counter()
-    sent = 0
-    for i in range(n):
-        noop.delay(i)
-        sent += 1
-        if sent % 500 == 0 and time.perf_counter() - t0 > cap:
-            break
-    elapsed = time.perf_counter() - t0
+    sent, elapsed = timed_calls(noop.delay, n, cap, check_every=500)
     with _cursor() as cur:
         cur.execute("SELECT count(*) FROM djq_task")
         stored = int(cur.fetchone()[0])
@@ -353,12 +335,7 @@ def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
         workers.start("prefork", 2)
         workers.wait_ready()
         noop.delay().get(timeout=10)  # warm up: connections and the result listener
-        t0 = time.perf_counter()
-        done = 0
-        while done < n and time.perf_counter() - t0 < cap:
-            noop.delay().get(timeout=10)
-            done += 1
-        elapsed = time.perf_counter() - t0
+        done, elapsed = timed_calls(lambda i: noop.delay().get(timeout=10), n, cap)
     finally:
         workers.stop()
     return {"value": done / elapsed, "unit": "calls/s", "n": done, "complete": True, "capped": done < n,

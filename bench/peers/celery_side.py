@@ -19,6 +19,7 @@ from bench.common import (
     latency_result,
     paced_stamps,
     run_side,
+    timed_calls,
     wait_until,
 )
 
@@ -77,14 +78,7 @@ def w1(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     r.flushdb()
     noop.delay(-1)  # connect and warm up outside the measurement
     r.flushdb()
-    t0 = time.perf_counter()
-    sent = 0
-    for i in range(n):
-        noop.delay(i)
-        sent += 1
-        if sent % 500 == 0 and time.perf_counter() - t0 > cap:
-            break
-    elapsed = time.perf_counter() - t0
+    sent, elapsed = timed_calls(noop.delay, n, cap, check_every=500)
     stored = int(r.llen(QUEUE))
     r.flushdb()
     return {"value": sent / elapsed, "unit": "tasks/s", "n": sent, "stored": stored,
@@ -197,12 +191,7 @@ def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
         workers.start()
         workers.wait_ready()
         noop.delay().get(timeout=10)
-        t0 = time.perf_counter()
-        done = 0
-        while done < n and time.perf_counter() - t0 < cap:
-            noop.delay().get(timeout=10)
-            done += 1
-        elapsed = time.perf_counter() - t0
+        done, elapsed = timed_calls(lambda i: noop.delay().get(timeout=10), n, cap)
     finally:
         workers.stop()
         r.flushdb()

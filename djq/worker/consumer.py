@@ -339,12 +339,9 @@ class Worker:
     def _should_claim(self) -> bool:
         """Whether a claim is due now: a pool slot no buffered row will fill, or rows
         to reserve (see :meth:`_claim_limits`)."""
-        if self.stop_requested or time.monotonic() < self.next_claim_at:
-            return False
         assert self.pool is not None
-        if self.pool.free_slots() > len(self.buffer):
-            return True
-        return self.reserve_due and len(self.buffer) < self.prefetch
+        unfilled = max(0, self.pool.free_slots() - len(self.buffer))
+        return self._claim_limits(unfilled)[0] > 0
 
     def _claim_limits(self, free: int) -> tuple[int, int]:
         """(rows to claim, of which to start at once) for a round trip that leaves
