@@ -24,6 +24,7 @@ from django.db import connections
 
 from . import states
 from .conf import conf
+from .exceptions import LeaseLost
 
 # Row status (``djq_task.status``): what the queue does with a row, whatever its state.
 WAITING, CLAIMED, STARTED, DONE = 0, 1, 2, 3
@@ -233,7 +234,8 @@ def _claimed(rows: Iterable[Any]) -> list[Claimed]:
 
 # The worker's round trip as one server-side function: a single statement (so a single
 # commit, whose WAL flush is the real cost of a queue) with plans cached by PL/pgSQL.
-# Versioned: a change to it is a new function and a new migration.
+# Versioned: a change to it is a new function and a new migration. Version 1 stays in the
+# database (migration 0003) for workers of older releases during a rolling upgrade.
 CYCLE_FUNCTION_V1 = f"""
 -- djq_cycle: one worker round trip in one statement (and so one commit): write the
 -- outcomes of finished tasks, mark buffered rows started, claim (and start) more.
@@ -333,18 +335,162 @@ END
 $fn$;
 """
 
+
+CYCLE_FUNCTION_V2 = f"""
+-- djq_cycle_v2: one worker round trip in one statement (and so one commit).
+--
+-- First the lease. The worker's row is locked (FOR KEY SHARE, or the UPDATE below), so
+-- recovery, which locks a dead worker's row FOR UPDATE, never runs half-way through a
+-- cycle. A worker declared dead (stopped_at set, or its row gone) gets a single row of
+-- kind 'L' back and nothing is written: its rows were recovered when it was declared
+-- dead, and claiming more under that id would run tasks others think lost. A worker
+-- whose lease ran out but that nobody declared dead yet (e.g. back from a database
+-- outage) renews it here, before anyone else recovers its rows: it is evidently alive.
+-- Less than half a lease left also renews, so a claim never happens at the lease's edge.
+--
+-- p_handed says that every row this worker started in an earlier cycle has been handed
+-- to its pool: handed_until = now() records it. Recovery runs again (instead of failing)
+-- a started row whose date_started is not before handed_until: no process ever had it.
+--
+-- Then, as in version 1: write the outcomes of finished tasks, mark buffered rows
+-- started, claim (and start) more. Rows come back as (kind, ...): 's' = a buffered row
+-- now started (only id set), 'c' = a newly claimed row (started says whether it was
+-- started too). Queues are read in the order given (the caller rotates them); within a
+-- queue, highest priority, then oldest, first.
+CREATE OR REPLACE FUNCTION djq_cycle_v2(
+    p_worker bigint, p_hostname text, p_outcomes json, p_start uuid[], p_queues text[],
+    p_limit int, p_start_n int, p_track_default boolean, p_track_exceptions text[],
+    p_lease double precision, p_handed boolean
+) RETURNS TABLE (
+    kind text, id uuid, name varchar, queue varchar, priority int, args text, kwargs text,
+    options text, retries int, eta timestamptz, expires timestamptz, parent_id uuid,
+    root_id uuid, group_id uuid, run_at timestamptz, state varchar, started boolean
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    q text;
+    v_rows int;
+    v_to_start int := p_start_n;
+    v_notified bigint;
+    v_beat timestamptz;
+BEGIN
+    IF p_handed THEN
+        UPDATE djq_worker w SET handed_until = now()
+        WHERE w.id = p_worker AND w.stopped_at IS NULL
+        RETURNING w.last_heartbeat INTO v_beat;
+    ELSE
+        SELECT w.last_heartbeat INTO v_beat FROM djq_worker w
+        WHERE w.id = p_worker AND w.stopped_at IS NULL FOR KEY SHARE;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'L'::text, NULL::uuid, NULL::varchar, NULL::varchar, NULL::int,
+            NULL::text, NULL::text, NULL::text, NULL::int, NULL::timestamptz,
+            NULL::timestamptz, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz,
+            NULL::varchar, false;
+        RETURN;
+    END IF;
+    IF v_beat < now() - make_interval(secs => p_lease / 2) THEN
+        UPDATE djq_worker w SET last_heartbeat = now() WHERE w.id = p_worker;
+    END IF;
+
+    IF p_outcomes IS NOT NULL THEN
+        WITH v AS (
+            SELECT (e->>0)::uuid AS id, e->>1 AS state, e->>2 AS result, e->>3 AS traceback,
+                (e->>4)::timestamptz AS date_done, (e->>5)::smallint AS status,
+                (e->>6)::int AS retries, (e->>7)::timestamptz AS run_at, e->>8 AS args,
+                e->>9 AS kwargs, (e->>10)::boolean AS drop
+            FROM json_array_elements(p_outcomes) AS e
+        ), upd AS (
+            UPDATE djq_task t SET
+                state = v.state, result = v.result, traceback = v.traceback, status = v.status,
+                retries = coalesce(v.retries, t.retries), run_at = coalesce(v.run_at, t.run_at),
+                args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
+                date_done = CASE WHEN v.status = {DONE} THEN v.date_done END,
+                claimed_by = CASE WHEN v.status = {DONE} THEN t.claimed_by END,
+                date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END,
+                date_started = CASE WHEN v.status = {DONE} THEN t.date_started END
+            FROM v
+            WHERE t.id = v.id AND NOT v.drop AND t.claimed_by = p_worker
+                AND t.status IN ({CLAIMED}, {STARTED})
+            RETURNING t.id, t.status, t.queue
+        ), del AS (
+            DELETE FROM djq_task t USING v
+            WHERE t.id = v.id AND v.drop AND t.claimed_by = p_worker
+                AND t.status IN ({CLAIMED}, {STARTED})
+            RETURNING t.id
+        ), done_notify AS (
+            SELECT pg_notify('{DONE_CHANNEL}', string_agg(d.id::text, ','))
+            FROM (SELECT u.id FROM upd u WHERE u.status = {DONE}
+                  UNION ALL SELECT x.id FROM del x) d
+            HAVING count(*) > 0
+        ), wake_notify AS (
+            SELECT pg_notify('{ENQUEUE_CHANNEL}', w.queue)
+            FROM (SELECT DISTINCT u.queue FROM upd u WHERE u.status = {WAITING}) w
+        )
+        SELECT (SELECT count(*) FROM done_notify) + (SELECT count(*) FROM wake_notify)
+        INTO v_notified;
+    END IF;
+
+    IF p_start IS NOT NULL AND cardinality(p_start) > 0 THEN
+        RETURN QUERY
+        UPDATE djq_task t SET status = {STARTED}, date_started = now(),
+            state = CASE WHEN (p_track_default <> (t.name = ANY(p_track_exceptions)))
+                         THEN '{states.STARTED}' ELSE t.state END
+        WHERE t.id = ANY(p_start) AND t.claimed_by = p_worker AND t.status = {CLAIMED}
+        RETURNING 's'::text, t.id, NULL::varchar, NULL::varchar, NULL::int, NULL::text,
+            NULL::text, NULL::text, NULL::int, NULL::timestamptz, NULL::timestamptz,
+            NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::varchar, true;
+    END IF;
+
+    IF p_limit > 0 THEN
+        FOREACH q IN ARRAY p_queues LOOP
+            EXIT WHEN p_limit <= 0;
+            RETURN QUERY
+            WITH c AS (
+                SELECT x.id, x.priority, x.run_at FROM djq_task x
+                WHERE x.status = {WAITING} AND x.queue = q AND x.run_at <= now()
+                ORDER BY x.priority DESC, x.run_at
+                LIMIT p_limit FOR UPDATE SKIP LOCKED
+            ), r AS (
+                SELECT c.id, row_number() OVER (ORDER BY c.priority DESC, c.run_at) AS rn FROM c
+            )
+            UPDATE djq_task t SET
+                status = CASE WHEN r.rn <= v_to_start THEN {STARTED} ELSE {CLAIMED} END,
+                date_started = CASE WHEN r.rn <= v_to_start THEN now() END,
+                state = CASE WHEN r.rn <= v_to_start
+                                  AND (p_track_default <> (t.name = ANY(p_track_exceptions)))
+                             THEN '{states.STARTED}' ELSE t.state END,
+                claimed_by = p_worker, worker = p_hostname, date_claimed = now()
+            FROM r WHERE t.id = r.id
+            RETURNING 'c'::text, t.id, t.name, t.queue, t.priority, t.args, t.kwargs,
+                t.options, t.retries, t.eta, t.expires, t.parent_id, t.root_id, t.group_id,
+                t.run_at, t.state, t.status = {STARTED};
+            GET DIAGNOSTICS v_rows = ROW_COUNT;
+            p_limit := p_limit - v_rows;
+            v_to_start := greatest(0, v_to_start - v_rows);
+        END LOOP;
+    END IF;
+END
+$fn$;
+"""
+
 _CYCLE = """
-SELECT * FROM djq_cycle_v1(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[])
+SELECT * FROM djq_cycle_v2(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[],
+                           %s, %s)
 """
 
 
 def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
           start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
-          claim_start: int, tracking: Tracking,
+          claim_start: int, tracking: Tracking, lease: float, handed: bool = False,
           notify: Sequence[tuple[str, str]] = ()) -> tuple[set[uuid.UUID], list[Claimed]]:
     """A worker's loop in one statement: write ``outcomes``, mark ``start_ids`` started,
     claim up to ``claim_limit`` more rows of ``queues`` (read in that order; the first
-    ``claim_start`` claimed are started too). Returns (ids started, rows claimed)."""
+    ``claim_start`` claimed are started too). ``handed`` records that every row started
+    by earlier cycles is in the pool's hands. Returns (ids started, rows claimed).
+
+    Raises :class:`~djq.exceptions.LeaseLost`, having written nothing, if this worker
+    was declared dead.
+    """
     done: str | None = None
     if outcomes:
         if len(outcomes) > _NOTIFY_IDS:  # keep each NOTIFY payload under its size limit
@@ -353,7 +499,7 @@ def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
         done = _finish_params(worker_id, list(outcomes))[0]
     params = [
         worker_id, hostname, done, list(start_ids), list(queues), claim_limit, claim_start,
-        tracking.default, list(tracking.exceptions),
+        tracking.default, list(tracking.exceptions), float(lease), handed,
     ]
     if notify:
         # Events (``notify``: (channel, payload) pairs) ride in the same transaction and
@@ -364,6 +510,8 @@ def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
         rows = cursor.fetchall()
     else:
         rows = conn.execute(_CYCLE, params).fetchall()
+    if rows and rows[0][0] == "L":
+        raise LeaseLost(f"Worker id={worker_id} was declared dead by other workers")
     started = {row[1] for row in rows if row[0] == "s"}
     # RETURNING gives no order: put the claimed rows back in claim order (the buffer
     # hands them out in this order).
@@ -514,8 +662,8 @@ def release_unstarted(conn: Any, worker_id: int, running: Sequence[uuid.UUID]) -
 
 _REGISTER = """
 INSERT INTO djq_worker (hostname, pid, pool, concurrency, queues, started_at, last_heartbeat,
-    processed, failed, active, loadavg, sw_ver, registered)
-VALUES (%s, %s, %s, %s, %s, now(), now(), 0, 0, 0, %s, %s, %s)
+    handed_until, processed, failed, active, loadavg, sw_ver, registered)
+VALUES (%s, %s, %s, %s, %s, now(), now(), now(), 0, 0, 0, %s, %s, %s)
 RETURNING id
 """
 
@@ -551,17 +699,52 @@ def stop_worker(conn: Any, worker_id: int) -> None:
     conn.execute(_STOP_WORKER, [worker_id])
 
 
+_MARK_HANDED = "UPDATE djq_worker SET handed_until = now() WHERE id = %s AND stopped_at IS NULL"
+
+
+def mark_handed(conn: Any, worker_id: int) -> None:
+    """Record that every row this worker started so far is in its pool's hands (the
+    ``solo`` pool, which runs a task before the next cycle could say so)."""
+    conn.execute(_MARK_HANDED, [worker_id])
+
+
+# Recovery runs in one transaction: declare dead the workers whose lease ran out (their
+# rows locked FOR UPDATE, so no cycle of theirs is half-way through), then take every
+# in-flight row held by no live worker, whether its worker was declared dead now, before,
+# or has no row at all. A worker's rows are therefore never "held" by a dead worker: once
+# it is declared dead, its next cycle finds nothing of its own to write.
 _EXPIRE_WORKERS = """
 UPDATE djq_worker SET stopped_at = now()
-WHERE stopped_at IS NULL AND last_heartbeat < now() - make_interval(secs => %s)
+WHERE id IN (
+    SELECT id FROM djq_worker
+    WHERE stopped_at IS NULL AND last_heartbeat < now() - make_interval(secs => %s)
+    FOR UPDATE SKIP LOCKED
+) AND stopped_at IS NULL
 RETURNING id, hostname
 """
 
-
-_ORPHANS_OF_STOPPED = f"""
-SELECT t.id, t.name, t.status, t.options FROM djq_task t JOIN djq_worker w ON w.id = t.claimed_by
-WHERE t.status IN ({CLAIMED}, {STARTED}) AND w.stopped_at IS NOT NULL
+# ``handed`` is false for a started row that no pool process ever had: its worker died
+# between marking it started and its next cycle (see djq_cycle_v2). A worker row of an
+# older release has no handed_until: its rows count as handed, as they always did.
+_ORPHANS = f"""
+SELECT t.id, t.name, t.status, t.options,
+    NOT (t.status = {STARTED} AND w.handed_until IS NOT NULL
+         AND t.date_started >= w.handed_until) AS handed
+FROM djq_task t LEFT JOIN djq_worker w ON w.id = t.claimed_by
+WHERE t.status IN ({CLAIMED}, {STARTED}) AND (w.id IS NULL OR w.stopped_at IS NOT NULL)
+FOR UPDATE OF t SKIP LOCKED
 """
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Orphan:
+    """An in-flight row held by no live worker."""
+
+    id: uuid.UUID
+    name: str
+    status: int
+    options: str
+    handed: bool  # a pool process may have run it
 
 
 def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
@@ -569,17 +752,20 @@ def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
     return [(int(r[0]), r[1]) for r in conn.execute(_EXPIRE_WORKERS, [lease]).fetchall()]
 
 
-def orphans(conn: Any) -> list[tuple[uuid.UUID, str, int, str]]:
-    """In-flight rows held by workers that are no longer alive."""
-    return [(r[0], r[1], int(r[2]), r[3]) for r in conn.execute(_ORPHANS_OF_STOPPED).fetchall()]
+def orphans(conn: Any) -> list[Orphan]:
+    """In-flight rows held by no live worker, locked until the transaction ends."""
+    return [Orphan(r[0], r[1], int(r[2]), r[3], bool(r[4]))
+            for r in conn.execute(_ORPHANS).fetchall()]
 
+
+_NOT_HELD = """NOT EXISTS (
+    SELECT 1 FROM djq_worker w WHERE w.id = djq_task.claimed_by AND w.stopped_at IS NULL)"""
 
 _REQUEUE_ORPHANS = f"""
 WITH r AS (
     UPDATE djq_task SET status = {WAITING}, claimed_by = NULL, worker = NULL,
         date_claimed = NULL, date_started = NULL
-    WHERE id = ANY(%s::uuid[]) AND status IN ({CLAIMED}, {STARTED})
-        AND claimed_by IN (SELECT id FROM djq_worker WHERE stopped_at IS NOT NULL)
+    WHERE id = ANY(%s::uuid[]) AND status IN ({CLAIMED}, {STARTED}) AND {_NOT_HELD}
     RETURNING queue
 ), woke AS (
     SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue) FROM (SELECT DISTINCT queue FROM r) q
@@ -591,8 +777,7 @@ _FAIL_ORPHANS = f"""
 WITH f AS (
     UPDATE djq_task SET status = {DONE}, state = '{states.FAILURE}', result = %s,
         traceback = %s, date_done = now()
-    WHERE id = ANY(%s::uuid[]) AND status = {STARTED}
-        AND claimed_by IN (SELECT id FROM djq_worker WHERE stopped_at IS NOT NULL)
+    WHERE id = ANY(%s::uuid[]) AND status = {STARTED} AND {_NOT_HELD}
     RETURNING id
 ), done AS (
     SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ',')) FROM f HAVING count(*) > 0
@@ -602,14 +787,14 @@ SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM done)
 
 
 def requeue_orphans(conn: Any, ids: Sequence[uuid.UUID]) -> int:
-    """Put rows of dead workers back in their queue."""
+    """Put rows held by no live worker back in their queue."""
     if not ids:
         return 0
     return int(conn.execute(_REQUEUE_ORPHANS, [list(ids)]).fetchone()[0])
 
 
 def fail_orphans(conn: Any, ids: Sequence[uuid.UUID], result: str, traceback: str) -> int:
-    """End started rows of dead workers as FAILURE with the given error."""
+    """End started rows held by no live worker as FAILURE with the given error."""
     if not ids:
         return 0
     return int(conn.execute(_FAIL_ORPHANS, [result, traceback, list(ids)]).fetchone()[0])

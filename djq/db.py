@@ -21,6 +21,9 @@ def open_connection(using: str | None = None, **extra: Any) -> psycopg.Connectio
     for key in ("cursor_factory", "context", "prepare_threshold", "pool"):
         params.pop(key, None)
     params.update(extra)
+    # An unreachable server must not hang a worker (or its shutdown) for the minutes a
+    # TCP connect can take; the alias's OPTIONS may say otherwise.
+    params.setdefault("connect_timeout", 5)
     conn = psycopg.connect(autocommit=True, prepare_threshold=5, **params)
     conn.execute("SET TIME ZONE 'UTC'")
     return conn

@@ -98,6 +98,10 @@ class WorkerLostError(DjqError):
     """The worker processing a job has exited prematurely."""
 
 
+class LeaseLost(DjqError):
+    """This worker was declared dead by the others, and its tasks were recovered."""
+
+
 class TaskError(DjqError):
     """The task raised an exception."""
 

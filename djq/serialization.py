@@ -82,3 +82,14 @@ def loads(text: str | bytes | None) -> Any:
         return _decoder.decode(text)
     except (ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"Cannot decode JSON payload: {exc}") from exc
+
+
+def loads_options(text: str | None) -> dict[str, Any]:
+    """A stored row's options: a JSON object (empty if there are none); raise
+    :class:`DecodeError` for anything else, so one bad row fails alone."""
+    if not text or text == "{}":
+        return {}
+    value = loads(text)
+    if not isinstance(value, dict):
+        raise DecodeError(f"Task options must be a JSON object, got {type(value).__name__}")
+    return value

@@ -77,7 +77,7 @@ def exception_to_dict(exc: BaseException) -> dict[str, Any]:
 
 def request_from_row(row: dict[str, Any], hostname: str | None) -> Context:
     """The ``task.request`` of a claimed row (as :func:`claimed_to_dict` gives it)."""
-    options = serialization.loads(row["options"]) or {}
+    options = serialization.loads_options(row["options"])
     args = serialization.loads(row["args"])
     kwargs = serialization.loads(row["kwargs"])
     if not isinstance(args, list):

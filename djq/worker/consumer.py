@@ -2,9 +2,15 @@
 and write what the pool produced, all in batches on one connection.
 
 Lifecycle of a row in a worker: claimed (status CLAIMED, kept in ``self.buffer``) ->
-marked started in the same round trip that hands it to a free pool slot (status
-STARTED) -> finished (status DONE or, for a retry, WAITING again). On a warm shutdown the
-buffer is handed back; a worker that dies is recovered by the others through its lease.
+marked started in the round trip just before it is handed to a free pool slot (status
+STARTED; the next round trip records the hand-over) -> finished (status DONE or, for a
+retry, WAITING again). On a warm shutdown the buffer is handed back; a worker that dies
+is recovered by the others through its lease.
+
+The lease: every round trip checks that this worker has not been declared dead. One that
+was (cut off from the database longer than ``worker_lease``) claims nothing more under
+that id: the rows it held were recovered by others, so it drops its buffer, lets running
+tasks finish without writing their outcomes, and carries on under a new id.
 """
 
 from __future__ import annotations
@@ -26,10 +32,18 @@ from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import Listener
 from ..events import dispatcher as events
-from ..exceptions import EncodeError, TaskRevokedError, TimeLimitExceeded, WorkerLostError
+from ..exceptions import (
+    DecodeError,
+    DjqError,
+    EncodeError,
+    LeaseLost,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
-from .maintenance import Maintenance, acks_late, loadavg
+from .maintenance import Maintenance, acks_late, backoff_cap, loadavg
 from .pools import Finished, Pool, make_pool
 
 logger = logging.getLogger("djq.worker")
@@ -98,6 +112,12 @@ class Worker:
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
         self.events: events.EventDispatcher | None = None  # with -E
+        self.lease = float(conf.worker_lease)
+        # Rows were handed to the pool since the last round trip: the next one says so.
+        self.handed_pending = False
+        self._lost_lease_id = 0  # set (from the maintenance thread) to a lost lease's id
+        self._stale: set[str] = set()  # running tasks whose rows were recovered by others
+        self._next_db_error_log = 0.0
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -132,6 +152,12 @@ class Worker:
     def _on_sigquit(self, signum: int, frame: Any) -> None:
         logger.warning("worker: Cold shutdown (SIGQUIT)")
         self.stop_requested = 2
+        self._wake()
+
+    def lease_lost(self, worker_id: int) -> None:
+        """Told (by the maintenance thread's heartbeat) that the lease ``worker_id`` was
+        declared dead; the main loop acts on it."""
+        self._lost_lease_id = worker_id
         self._wake()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -187,6 +213,8 @@ class Worker:
         assert self.pool is not None and self.conn is not None
         while not self.stop_requested:
             try:
+                if self._lost_lease_id and self._lost_lease_id == self.worker_id:
+                    raise LeaseLost(f"Worker id={self.worker_id} was declared dead")
                 self._drain_notifies()
                 self._check_terminations()
                 self._enforce_time_limits()
@@ -199,8 +227,57 @@ class Worker:
                 if self.events is not None:  # sends events that waited long enough
                     timeout = self.events.before_wait(self.conn, timeout)
                 self._wait(timeout)
+            except LeaseLost as exc:
+                self._start_afresh(exc)
             except psycopg.Error as exc:
                 self._reconnect(exc)
+            except Exception:  # noqa: BLE001 - no row and no bug may stop the worker
+                logger.exception("Unexpected error in the worker loop; resynchronising")
+                self._resync()
+
+    def _start_afresh(self, reason: BaseException) -> None:
+        """This worker was declared dead (cut off from the database longer than its
+        lease) and its rows were recovered by others: claim nothing more under that id,
+        let running tasks finish without writing their outcomes (their rows belong to
+        others now), and register again under a new id."""
+        assert self.conn is not None and self.pool is not None
+        old = self.worker_id
+        running = sorted(self.inflight)
+        logger.error(
+            "Lease of worker id=%d was lost (%s): other workers recovered its tasks. "
+            "Dropping %d claimed task(s); %d running task(s) finish, but their outcomes "
+            "will not be stored", old, reason, len(self.buffer), len(running))
+        for outcome in self.unwritten:
+            logger.error("Task id=%s ended %s after the lease was lost: outcome not stored",
+                         outcome.id, outcome.state)
+        self.unwritten = []
+        self.buffer.clear()
+        self._stale.update(running)
+        self.handed_pending = False
+        self.worker_id = self.register(self.conn)
+        self.next_claim_at = 0.0
+        self.reserve_due = True
+        logger.warning("Continuing as worker id=%d", self.worker_id)
+
+    def _resync(self) -> None:
+        """After an unexpected error: forget claimed rows, hand back every row this worker
+        holds but is not running (a row marked started may never have reached the pool),
+        and go on after a pause."""
+        self.buffer.clear()
+        self._wait(1.0)
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = self._connect()
+            self.handed_pending = False
+            broker.release_unstarted(self.conn, self.worker_id, list(self._held_running()))
+            self.next_claim_at = 0.0
+            self.reserve_due = True
+        except psycopg.Error as exc:
+            self._reconnect(exc)
+
+    def _held_running(self) -> list[uuid.UUID]:
+        """Ids of the running tasks whose rows this worker holds."""
+        return [c.id for task_id, c in self.inflight.items() if task_id not in self._stale]
 
     def _reconnect(self, error: BaseException) -> None:
         """Ride out a lost database: keep collecting what running tasks produce, retry
@@ -214,21 +291,26 @@ class Worker:
             except Exception:  # noqa: BLE001 - it is already broken
                 pass
             self.conn = None
-        backoff = 0.5
-        while not self.stop_requested >= 2:
+        backoff = 0.2
+        # A warm shutdown (SIGTERM) starts at once, outage or not: _shutdown() hands rows
+        # back and writes outcomes if the database returns within its bounded wait.
+        while not self.stop_requested:
             self._wait(backoff)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
+            if self.stop_requested:
+                break
             try:
                 self.conn = self._connect()
                 self._flush()
                 self.buffer.clear()  # claimed again later if still waiting
+                self.handed_pending = False
                 requeued = broker.release_unstarted(self.conn, self.worker_id,
-                                                    [c.id for c in self.inflight.values()])
+                                                    self._held_running())
             except psycopg.Error as exc:
                 logger.error("Database still unavailable (%s); retrying in %.1fs", exc,
                              backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, backoff_cap(self.lease))
                 continue
             logger.warning("Database connection restored; %d claimed task(s) re-queued",
                            requeued)
@@ -239,6 +321,8 @@ class Worker:
 
     def _timeout(self) -> float:
         now = time.monotonic()
+        if self.handed_pending:  # record the hand-over now, not at the next task
+            return 0.0
         if self.buffer and self.pool is not None and self.pool.free_slots():
             return 0.0
         if self._should_claim():
@@ -367,7 +451,7 @@ class Worker:
             free = self.pool.free_slots()
             to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
             claim_limit, claim_start = self._claim_limits(free - len(to_start))
-            busy = bool(self.unwritten or to_start or claim_limit)
+            busy = bool(self.unwritten or to_start or claim_limit or self.handed_pending)
             notify = ([] if self.events is None
                       else self.events.take_notifications(alone=not busy))
             if not (busy or notify):
@@ -376,12 +460,13 @@ class Worker:
                 started, claimed = broker.cycle(
                     self.conn, self.worker_id, self.hostname, self.unwritten,
                     [c.id for c in to_start], self._queue_order(), claim_limit, claim_start,
-                    self.tracking, notify,
+                    self.tracking, self.lease, self.handed_pending, notify,
                 )
             except BaseException:
                 self.buffer.extendleft(reversed(to_start))  # still only claimed: rolled back
                 raise
             self.unwritten = []
+            self.handed_pending = False
             for row in to_start:
                 if row.id in started:
                     self._submit(row)
@@ -411,10 +496,14 @@ class Worker:
             logger.info("Task %s[%s] received", row.name, row.id)
         if signals.task_received.has_listeners():
             for row in claimed:
-                signals.send(signals.task_received, sender=self,
-                             request=Context(id=str(row.id), task=row.name,
-                                             hostname=self.hostname, called_directly=False,
-                                             **_received_fields(row)))
+                try:
+                    request = Context(id=str(row.id), task=row.name, hostname=self.hostname,
+                                      called_directly=False, **_received_fields(row))
+                except Exception:  # noqa: BLE001 - a bad row fails when it runs, alone
+                    logger.exception("Task %s[%s]: cannot build its request", row.name,
+                                     row.id)
+                    continue
+                signals.send(signals.task_received, sender=self, request=request)
 
     def _after_claim(self, got: int, wanted: int) -> None:
         assert self.conn is not None
@@ -437,11 +526,25 @@ class Worker:
                 self.next_eta_check = min(self.next_eta_check, self.next_claim_at)
 
     def _submit(self, row: broker.Claimed) -> None:
-        """Hand a row marked started to the pool, with its time limits."""
-        assert self.pool is not None
+        """Hand a row marked started to the pool, with its time limits. A row whose
+        options cannot be decoded ends FAILURE with DecodeError here, alone."""
+        assert self.pool is not None and self.conn is not None
         task_id = str(row.id)
+        try:
+            soft, hard = time_limits(row)
+        except DjqError as exc:
+            logger.error("Task %s[%s] has options that cannot be decoded: %s", row.name,
+                         task_id, exc)
+            self.unwritten.append(_error_outcome(row.id, exc))
+            self.failed += 1
+            self.processed += 1
+            return
+        if self.pool_kind == "solo":
+            # The solo pool runs the task right here, before any next round trip could
+            # record that it was handed over: record it first.
+            broker.mark_handed(self.conn, self.worker_id)
         self.inflight[task_id] = row
-        soft, hard = time_limits(row)
+        self.handed_pending = True
         if soft is not None or hard is not None:
             now = time.monotonic()
             self.deadlines[task_id] = [None if soft is None else now + soft,
@@ -488,6 +591,16 @@ class Worker:
         for f in finished:
             claimed = self.inflight.pop(f.task_id, None)
             self.deadlines.pop(f.task_id, None)
+            if f.task_id in self._stale:
+                self._stale.discard(f.task_id)
+                self._terminated.pop(f.task_id, None)
+                self._timed_out.pop(f.task_id, None)
+                logger.error(
+                    "Task %s[%s] finished (%s) after this worker's lease was lost; other "
+                    "workers recovered its row, so this outcome is not stored",
+                    claimed.name if claimed else "?", f.task_id,
+                    f.outcomes[-1].state if f.outcomes else f.lost)
+                continue
             outcomes = f.outcomes if f.lost is None else [self._lost_outcome(f, claimed)]
             if f.lost is not None and self.events is not None:
                 self.events.lost(outcomes)
@@ -524,7 +637,11 @@ class Worker:
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Warm: hand claimed rows back, let running tasks finish. Cold: kill them (their
-        rows are re-queued under acks_late and fail with WorkerLostError otherwise)."""
+        rows are re-queued under acks_late and fail with WorkerLostError otherwise).
+
+        With the database away, running tasks still finish (warm), then the worker waits
+        up to one lease for it to write their outcomes and hand rows back, and exits
+        leaving whatever is left to recovery by the other workers."""
         self._try_db(self._release_buffer)
         if self.pool is not None:
             if self.stop_requested < 2:
@@ -532,9 +649,12 @@ class Worker:
             self.pool.stop(cold=self.stop_requested >= 2)
             self._collect_outcomes(self.pool.collect())
         self._try_db(self._flush)
-        if self.unwritten:
-            logger.error("%d outcome(s) could not be written; other workers will recover "
-                         "those tasks", len(self.unwritten))
+        if self.unwritten or self.buffer:
+            self._wait_for_database()
+        if self.unwritten or self.buffer:
+            logger.error("%d outcome(s) could not be written and %d claimed task(s) not "
+                         "handed back; other workers will recover those tasks",
+                         len(self.unwritten), len(self.buffer))
         if self.maintenance is not None:
             self.maintenance.stop()
         dispatcher = self.events
@@ -544,6 +664,23 @@ class Worker:
         if self.conn is not None:
             self.conn.close()
         signals.send(signals.worker_shutdown, sender=self)
+
+    def _wait_for_database(self) -> None:
+        """Shutdown with the database away: retry, for at most one lease, to write the
+        kept outcomes and hand claimed rows back."""
+        deadline = time.monotonic() + self.lease
+        logger.warning("Database unavailable at shutdown: waiting up to %.0fs to store %d "
+                       "outcome(s) and hand back %d claimed task(s)", self.lease,
+                       len(self.unwritten), len(self.buffer))
+        backoff = 0.2
+        while (self.unwritten or self.buffer) and self.stop_requested < 2:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wait(min(backoff, remaining))
+            backoff = min(backoff * 2, backoff_cap(self.lease))
+            self._try_db(self._release_buffer)
+            self._try_db(self._flush)
 
     def _release_buffer(self) -> None:
         if self.buffer:
@@ -562,7 +699,10 @@ class Worker:
             except psycopg.Error as exc:
                 self.conn = None
                 if attempt == 2:
-                    logger.error("Shutdown step failed, database unavailable: %s", exc)
+                    now = time.monotonic()
+                    if now >= self._next_db_error_log:  # once a few seconds, not per try
+                        self._next_db_error_log = now + 5.0
+                        logger.error("Shutdown step failed, database unavailable: %s", exc)
 
     def _drain_running(self) -> None:
         """Warm shutdown: let running tasks finish, writing each outcome as it comes."""
@@ -571,7 +711,8 @@ class Worker:
             self._wait(0.5)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
-            self._try_db(self._flush)
+            if self.unwritten:
+                self._try_db(self._flush)
 
 
 def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.FAILURE,
@@ -600,8 +741,8 @@ def _received_fields(row: broker.Claimed) -> dict[str, Any]:
 def _reprs(row: broker.Claimed) -> tuple[str, str]:
     """The arguments as Celery shows them (``argsrepr``/``kwargsrepr``): the reprs given
     at call time, else ``repr()`` of the decoded values (their JSON text if that fails)."""
-    options = json.loads(row.options) if row.options != "{}" else {}
     try:
+        options = serialization.loads_options(row.options)
         args = options.get("argsrepr") or repr(tuple(serialization.loads(row.args) or ()))
         kwargs = options.get("kwargsrepr") or repr(serialization.loads(row.kwargs) or {})
     except Exception:  # noqa: BLE001 - a row that does not decode fails when it runs
@@ -611,8 +752,14 @@ def _reprs(row: broker.Claimed) -> tuple[str, str]:
 
 def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
     """(soft, hard) limits in seconds for a row: its call's options, else its task's,
-    else the settings."""
-    options = json.loads(row.options) if row.options != "{}" else {}
+    else the settings. Raises :class:`DecodeError` for options that do not decode or a
+    limit that is not a positive number."""
+    options = serialization.loads_options(row.options)
+    for key in ("soft_time_limit", "time_limit"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, float)) or value <= 0):
+            raise DecodeError(f"Task option {key}={value!r} is not a positive number")
     task = registry.get(row.name)
     soft = options.get("soft_time_limit")
     hard = options.get("time_limit")

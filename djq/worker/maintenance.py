@@ -33,28 +33,40 @@ def acks_late(name: str) -> bool:
 
 
 def recover(conn: Any, lease: float) -> tuple[int, int]:
-    """Declare workers past their lease dead and recover their rows.
+    """Declare workers past their lease dead and recover every in-flight row that no live
+    worker holds, in one transaction.
 
-    Unstarted rows go back to their queue; started ones too under ``acks_late``, and
-    otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns
-    (requeued, failed).
+    Unstarted rows go back to their queue, and so do started rows that no pool process
+    ever had (their worker died between marking them started and handing them over).
+    Other started rows go back too under ``acks_late``, and otherwise end FAILURE with
+    WorkerLostError (Celery's semantics). Returns (requeued, failed).
     """
-    for worker_id, hostname in broker.expire_workers(conn, lease):
-        logger.warning("Worker %s (id=%d) missed its heartbeat for %.0fs: recovering its tasks",
-                       hostname, worker_id, lease)
-    rows = broker.orphans(conn)
-    if not rows:
-        return 0, 0
-    requeue = [r[0] for r in rows if r[2] == broker.CLAIMED or acks_late(r[1])]
-    lost = [r[0] for r in rows if r[0] not in set(requeue)]
-    requeued = broker.requeue_orphans(conn, requeue)
-    exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
-    failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
-                                 ExceptionInfo(exc).traceback)
+    with conn.transaction():
+        for worker_id, hostname in broker.expire_workers(conn, lease):
+            logger.warning("Worker %s (id=%d) missed its heartbeat for %.0fs: recovering "
+                           "its tasks", hostname, worker_id, lease)
+        rows = broker.orphans(conn)
+        if not rows:
+            return 0, 0
+        requeue = [r.id for r in rows
+                   if r.status == broker.CLAIMED or not r.handed or acks_late(r.name)]
+        unhanded = sum(1 for r in rows if r.status == broker.STARTED and not r.handed)
+        lost = [r.id for r in rows if r.id not in set(requeue)]
+        requeued = broker.requeue_orphans(conn, requeue)
+        exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
+        failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
+                                     ExceptionInfo(exc).traceback)
     if requeued or failed:
-        logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
-                       "WorkerLostError", requeued, failed)
+        logger.warning("Recovered tasks of lost workers: %d requeued (%d never reached a "
+                       "pool process), %d failed with WorkerLostError", requeued, unhanded,
+                       failed)
     return requeued, failed
+
+
+def backoff_cap(lease: float) -> float:
+    """The longest wait between reconnection attempts: well inside a lease, so a worker
+    back from an outage renews its lease before others may take it over."""
+    return max(0.2, min(5.0, lease / 5))
 
 
 class Maintenance(threading.Thread):
@@ -70,28 +82,35 @@ class Maintenance(threading.Thread):
 
     def run(self) -> None:
         interval = float(conf.worker_heartbeat_interval)
+        lease = float(conf.worker_lease)
         next_recover = 0.0
         next_prune = time.monotonic() + 5.0
-        backoff = 1.0
+        backoff = 0.2
+        connected_at = 0.0
         while not self.stopped.is_set():
             try:
                 if self.conn is None or self.conn.closed:
                     self.conn = open_connection(self.worker.using,
                                                 application_name="djq maintenance")
+                    connected_at = time.monotonic()
                 self._heartbeat()
                 now = time.monotonic()
-                if now >= next_recover:
-                    recover(self.conn, float(conf.worker_lease))
-                    next_recover = now + max(1.0, float(conf.worker_lease) / 4)
+                # Recover others' rows only after a full lease connected: after an
+                # outage every lease looks expired, and live workers must have had the
+                # time to renew theirs first.
+                if now >= next_recover and now - connected_at >= lease:
+                    recover(self.conn, lease)
+                    next_recover = now + max(1.0, lease / 4)
                 if now >= next_prune:
                     self._prune()
                     next_prune = now + float(conf.worker_prune_interval)
-                backoff = 1.0
+                backoff = 0.2
             except psycopg.Error as exc:
-                logger.error("Maintenance: database error (%s); retrying in %.0fs", exc, backoff)
+                logger.error("Maintenance: database error (%s); retrying in %.1fs", exc,
+                             backoff)
                 self._drop_connection()
                 self.stopped.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, backoff_cap(lease))
                 continue
             except Exception:  # noqa: BLE001 - the thread must outlive any bug
                 logger.exception("Maintenance: unexpected error")
@@ -106,13 +125,11 @@ class Maintenance(threading.Thread):
                                  loadavg())
         if w.events is not None:
             w.events.worker_event(self.conn, "worker-heartbeat", w)
-        if not alive and not w.stop_requested:
-            # Others declared us dead (e.g. after a long outage) and recovered our rows;
-            # writes under the old id are refused by the database. Start afresh.
-            old = w.worker_id
-            w.worker_id = w.register(self.conn)
-            logger.error("Lease of worker id=%d was lost; continuing as id=%d", old,
-                         w.worker_id)
+        if not alive:
+            # Others declared us dead and recovered our rows. The main loop stops
+            # claiming and starts afresh under a new id (its next cycle would find out
+            # too; this tells it sooner).
+            w.lease_lost(w.worker_id)
 
     def _prune(self) -> None:
         expires = conf.result_expires
