@@ -577,21 +577,22 @@ WITH v AS (
     SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
     FROM (SELECT DISTINCT queue FROM upd WHERE status = {WAITING}) q
 )
-SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM del),
+SELECT ARRAY(SELECT id FROM upd UNION ALL SELECT id FROM del),
        (SELECT count(*) FROM done_notify), (SELECT count(*) FROM wake_notify)
 """
 
 
-def finish(conn: Any, worker_id: int, outcomes: Iterable[Outcome]) -> int:
+def finish(conn: Any, worker_id: int, outcomes: Iterable[Outcome]) -> list[Outcome]:
     """Write the outcomes of rows this worker holds, in batches; wake waiting readers.
 
-    Returns how many rows were written. A row no longer held by this worker (revoked,
-    or recovered after a lost lease) is not touched.
+    Returns the outcomes that were not written: their rows are no longer held by this
+    worker (recovered by others after it was declared dead), and are left untouched.
     """
-    written = 0
+    refused: list[Outcome] = []
     for batch in _batches(outcomes):
-        written += int(conn.execute(_FINISH, _finish_params(worker_id, batch)).fetchone()[0])
-    return written
+        written = set(conn.execute(_FINISH, _finish_params(worker_id, batch)).fetchone()[0])
+        refused.extend(o for o in batch if o.id not in written)
+    return refused
 
 
 def _batches(outcomes: Iterable[Outcome]) -> Iterable[list[Outcome]]:

@@ -35,10 +35,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 class WorkerProcess:
     """A ``manage.py djq_worker`` subprocess on the test database."""
 
-    def __init__(self, args: list[str], overrides: dict[str, Any], log_path: Path) -> None:
+    def __init__(self, args: list[str], overrides: dict[str, Any], log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
         env = dict(os.environ)
+        env.update(extra_env or {})
         env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
         env["DJQ_TEST_DATABASE_NAME"] = connections["default"].settings_dict["NAME"]
         env["DJQ_TEST_OVERRIDES"] = json.dumps(overrides)
@@ -104,7 +106,10 @@ def start_worker(transactional_db: Any, tmp_path: Path,
     workers: list[WorkerProcess] = []
 
     def start(*args: str, djq: dict[str, Any] | None = None, wait: bool = True,
-              pool: str = "prefork", concurrency: int = 2) -> WorkerProcess:
+              pool: str = "prefork", concurrency: int = 2, proxy: Any = None,
+              env: dict[str, str] | None = None) -> WorkerProcess:
+        """``proxy``: a :class:`tests.proxy.TcpProxy` the worker reaches the database
+        through; ``env``: more environment variables (e.g. ``DJQ_FAILPOINTS``)."""
         argv = list(args)
         if "-P" not in argv:
             argv += ["-P", pool]
@@ -113,7 +118,10 @@ def start_worker(transactional_db: Any, tmp_path: Path,
         if "-n" not in argv:
             argv += ["-n", f"w{len(workers) + 1}@test"]
         log = tmp_path / f"worker-{len(workers) + 1}.log"
-        worker = WorkerProcess(argv, djq or {}, log)
+        extra_env = dict(env or {})
+        if proxy is not None:
+            extra_env["DJQ_TEST_DATABASE_PORT"] = str(proxy.port)
+        worker = WorkerProcess(argv, djq or {}, log, extra_env)
         workers.append(worker)
         return worker.wait_ready() if wait else worker
 
@@ -123,6 +131,16 @@ def start_worker(transactional_db: Any, tmp_path: Path,
         if failed is not None and failed.failed:
             sys.stderr.write(f"\n--- {worker.log_path.name} ---\n{worker.output()[-4000:]}\n")
         worker.kill()
+
+
+@pytest.fixture
+def db_proxy() -> Iterator[Any]:
+    """A TCP proxy to the test database that can cut the workers behind it off."""
+    from tests.proxy import TcpProxy
+
+    proxy = TcpProxy()
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

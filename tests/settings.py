@@ -32,6 +32,11 @@ else:
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# A worker behind the test's TCP proxy (tests/proxy.py) reaches the database through it.
+if os.environ.get("DJQ_TEST_DATABASE_PORT"):
+    DATABASES["default"]["HOST"] = "127.0.0.1"
+    DATABASES["default"]["PORT"] = os.environ["DJQ_TEST_DATABASE_PORT"]
+
 DJQ = {
     **DJQ,
     "task_track_started": False,

@@ -43,6 +43,7 @@ from ..exceptions import (
 )
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
+from . import failpoints
 from .maintenance import Maintenance, acks_late, backoff_cap, loadavg
 from .pools import Finished, Pool, make_pool
 
@@ -467,6 +468,8 @@ class Worker:
                 raise
             self.unwritten = []
             self.handed_pending = False
+            if started or any(c.started for c in claimed):
+                failpoints.hit(failpoints.BEFORE_HANDOVER)
             for row in to_start:
                 if row.id in started:
                     self._submit(row)
@@ -562,7 +565,7 @@ class Worker:
         if not self.unwritten or self.conn is None:
             return
         try:
-            broker.finish(self.conn, self.worker_id, self.unwritten)
+            self._log_refused(broker.finish(self.conn, self.worker_id, self.unwritten))
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
@@ -577,13 +580,20 @@ class Worker:
     def _store_one(self, outcome: broker.Outcome) -> None:
         assert self.conn is not None
         try:
-            broker.finish(self.conn, self.worker_id, [outcome])
+            self._log_refused(broker.finish(self.conn, self.worker_id, [outcome]))
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
             logger.error("Task id=%s: its outcome cannot be stored: %s", outcome.id, exc)
             error = EncodeError(f"The task's outcome could not be stored: {exc}")
             broker.finish(self.conn, self.worker_id, [_error_outcome(outcome.id, error)])
+
+    @staticmethod
+    def _log_refused(refused: list[broker.Outcome]) -> None:
+        for outcome in refused:
+            logger.error("Task id=%s ended %s, but this worker no longer holds its row "
+                         "(recovered by other workers while it was cut off): outcome not "
+                         "stored", outcome.id, outcome.state)
 
     def _collect_outcomes(self, finished: list[Finished]) -> None:
         if not finished:

@@ -353,3 +353,27 @@ def spawn_canvas() -> str:
     from djq import chain
 
     return str(chain(add.s(1, 1), add.s(2), add.s(2)).apply_async().id)
+
+
+def _count_run(path: str, key: str, seconds: float) -> str:
+    # Counted in a file, not the database: a run is seen even while the database is out
+    # of reach. One short O_APPEND write per run, so concurrent runs never interleave.
+    time.sleep(seconds)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{key}\n".encode())
+    finally:
+        os.close(fd)
+    return key
+
+
+@task
+def count_run(path: str, key: str, seconds: float = 0.0) -> str:
+    """Sleeps, then appends ``key`` to the file at ``path``: a run that completed."""
+    return _count_run(path, key, seconds)
+
+
+@task(acks_late=True)
+def count_run_late(path: str, key: str, seconds: float = 0.0) -> str:
+    """:func:`count_run` with acks_late."""
+    return _count_run(path, key, seconds)
