@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .options import check_call_options
+
 if TYPE_CHECKING:
     from .result import AsyncResult
     from .task import Task
@@ -60,11 +62,13 @@ class Signature(dict):  # type: ignore[type-arg]
         else:
             self._type = type
             name = task if task is not None else ""
+        options = dict(options or {}, **ex)
+        check_call_options(options)  # a bad option raises here, not when it is sent
         super().__init__(
             task=name,
             args=list(args or ()),
             kwargs=dict(kwargs or {}),
-            options=dict(options or {}, **ex),
+            options=options,
             subtask_type=subtask_type,
             immutable=immutable,
         )
@@ -174,6 +178,7 @@ class Signature(dict):  # type: ignore[type-arg]
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         """Set options in place; returns the signature."""
+        check_call_options(options)
         if immutable is not None:
             self["immutable"] = immutable
         self["options"].update(options)

@@ -17,6 +17,7 @@ from typing import Any, overload
 from django.utils import timezone
 
 from . import broker, serialization, signals, states
+from . import options as option_checks
 from .canvas import Signature
 from .conf import conf
 from .exceptions import (
@@ -132,11 +133,7 @@ def _to_datetime(value: Any, name: str) -> datetime.datetime | None:
 
 
 def _seconds(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    return float(value)
+    return option_checks.seconds(value, name)
 
 
 def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> int:
@@ -279,6 +276,7 @@ class Task:
             self.__qualname__ = getattr(fun, "__qualname__", fun.__name__)
             if not self.name:
                 self.name = f"{fun.__module__}.{fun.__name__}"
+        option_checks.check_task_options(self)
         self._signature = inspect.signature(self.run) if self.typing else None
         if self._signature is not None and self.bind:
             params = list(self._signature.parameters.values())[1:]
@@ -437,6 +435,7 @@ class Task:
         ignore_result: bool | None, headers: dict[str, Any] | None,
         options: dict[str, Any],
     ) -> Template:
+        option_checks.check_call_options(options)
         now = timezone.now()
         countdown_s = _seconds(countdown, "countdown")
         eta_dt = _to_datetime(eta, "eta")
@@ -450,13 +449,11 @@ class Task:
             expires_s = _seconds(expires, "expires")
             expires_dt = None if expires_s is None else now + datetime.timedelta(seconds=expires_s)
         queue = queue if queue is not None else (self.queue or conf.task_default_queue)
-        if not isinstance(queue, str) or not queue:
-            raise ValueError("queue must be a non-empty string")
+        option_checks.check_queue(queue)
         priority = priority if priority is not None else self.priority
         if priority is None:
             priority = conf.task_default_priority
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError("priority must be an integer")
+        option_checks.check_priority(priority)
         tid: uuid.UUID | None = None
         if task_id is not None:
             try:

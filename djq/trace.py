@@ -84,6 +84,12 @@ def request_from_row(row: dict[str, Any], hostname: str | None) -> Context:
         raise DecodeError(f"Task args must be a JSON list, got {type(args).__name__}")
     if not isinstance(kwargs, dict):
         raise DecodeError(f"Task kwargs must be a JSON object, got {type(kwargs).__name__}")
+    if not isinstance(options.get("headers") or {}, dict):
+        raise DecodeError("Task option headers must be a JSON object")
+    for key in ("link", "link_error"):
+        links = options.get(key) or []
+        if not isinstance(links, list) or not all(isinstance(s, dict) for s in links):
+            raise DecodeError(f"Task option {key} must be a list of signatures")
     return Context(
         id=row["id"], task=row["name"], args=args, kwargs=kwargs, retries=row["retries"],
         eta=row.get("eta"), expires=row.get("expires"), hostname=hostname,

@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
+
+import djq
 from django.db import transaction
 from django.utils import timezone
 
@@ -147,12 +149,44 @@ def test_signature_delay_prepends_partial_arguments():
     ({"link": "tests.testapp.tasks.add"}, TypeError),
     ({"link_error": 42}, TypeError),
     ({"no_such_option": 1}, TypeError),
+    ({"time_limit": "abc"}, TypeError),
+    ({"time_limit": 0}, ValueError),
+    ({"soft_time_limit": -1}, ValueError),
+    ({"soft_time_limit": float("nan")}, ValueError),
+    ({"countdown": float("inf")}, ValueError),
+    ({"expires": float("nan")}, ValueError),
+    ({"queue": "q" * 201}, ValueError),
+    ({"priority": 2 ** 40}, ValueError),
+    ({"retries": -1}, ValueError),
+    ({"retries": "2"}, ValueError),
+    ({"parent_id": "nope"}, ValueError),
+    ({"root_id": 12}, ValueError),
+    ({"shadow": 3}, TypeError),
+    ({"argsrepr": ["x"]}, TypeError),
+    ({"using": "no-such-db"}, ValueError),
 ])
 def test_bad_options_fail_at_call_time_and_store_nothing(options, error):
-    with pytest.raises(error):
+    with pytest.raises(error) as raised:
         add.apply_async((1, 2), **options)
+    name = next(iter(options)) if len(options) == 1 else None
+    if name and name != "no_such_option" and name not in ("link", "link_error"):
+        assert name in str(raised.value), raised.value  # the message names the option
     assert rows() == 0
     assert count_from_second_connection() == 0
+
+
+@pytest.mark.parametrize("options", [
+    {"time_limit": "abc"}, {"countdown": "soon"}, {"priority": "high"}, {"queue": ""},
+    {"task_id": "nope"},
+])
+def test_bad_options_fail_when_a_signature_is_made(options):
+    with pytest.raises((TypeError, ValueError)):
+        add.signature((1, 2), **options)
+    with pytest.raises((TypeError, ValueError)):
+        add.s(1, 2).set(**options)
+    with pytest.raises((TypeError, ValueError)):
+        djq.signature("tests.testapp.tasks.add", args=(1, 2), options=options)
+    assert rows() == 0
 
 
 def test_kwargs_must_be_a_dict():
@@ -471,6 +505,17 @@ def test_unknown_task_option_is_refused():
 
     with pytest.raises(TypeError):
         task(no_such_option=True)(lambda: None)
+
+
+@pytest.mark.parametrize("options", [
+    {"time_limit": "abc"}, {"soft_time_limit": 0}, {"queue": ""}, {"priority": "high"},
+    {"max_retries": -1}, {"default_retry_delay": "soon"},
+])
+def test_bad_task_options_are_refused_at_definition(options):
+    from djq import task
+
+    with pytest.raises((TypeError, ValueError), match=next(iter(options))):
+        task(name=f"tests.bad_{next(iter(options))}", **options)(lambda: None)
 
 
 def test_task_queue_and_priority_options_and_call_overrides():
