@@ -339,7 +339,7 @@ $fn$;
 CYCLE_FUNCTION_V2 = f"""
 -- djq_cycle_v2: one worker round trip in one statement (and so one commit).
 --
--- First the lease. The worker's row is locked (FOR KEY SHARE, or the UPDATE below), so
+-- First the lease. The worker's row is locked (FOR KEY SHARE), so
 -- recovery, which locks a dead worker's row FOR UPDATE, never runs half-way through a
 -- cycle. A worker declared dead (stopped_at set, or its row gone) gets a single row of
 -- kind 'L' back and nothing is written: its rows were recovered when it was declared
@@ -347,10 +347,6 @@ CYCLE_FUNCTION_V2 = f"""
 -- whose lease ran out but that nobody declared dead yet (e.g. back from a database
 -- outage) renews it here, before anyone else recovers its rows: it is evidently alive.
 -- Less than half a lease left also renews, so a claim never happens at the lease's edge.
---
--- p_handed says that every row this worker started in an earlier cycle has been handed
--- to its pool: handed_until = now() records it. Recovery runs again (instead of failing)
--- a started row whose date_started is not before handed_until: no process ever had it.
 --
 -- Then, as in version 1: write the outcomes of finished tasks, mark buffered rows
 -- started, claim (and start) more. Rows come back as (kind, ...): 's' = a buffered row
@@ -360,7 +356,7 @@ CYCLE_FUNCTION_V2 = f"""
 CREATE OR REPLACE FUNCTION djq_cycle_v2(
     p_worker bigint, p_hostname text, p_outcomes json, p_start uuid[], p_queues text[],
     p_limit int, p_start_n int, p_track_default boolean, p_track_exceptions text[],
-    p_lease double precision, p_handed boolean
+    p_lease double precision
 ) RETURNS TABLE (
     kind text, id uuid, name varchar, queue varchar, priority int, args text, kwargs text,
     options text, retries int, eta timestamptz, expires timestamptz, parent_id uuid,
@@ -373,14 +369,8 @@ DECLARE
     v_notified bigint;
     v_beat timestamptz;
 BEGIN
-    IF p_handed THEN
-        UPDATE djq_worker w SET handed_until = now()
-        WHERE w.id = p_worker AND w.stopped_at IS NULL
-        RETURNING w.last_heartbeat INTO v_beat;
-    ELSE
-        SELECT w.last_heartbeat INTO v_beat FROM djq_worker w
-        WHERE w.id = p_worker AND w.stopped_at IS NULL FOR KEY SHARE;
-    END IF;
+    SELECT w.last_heartbeat INTO v_beat FROM djq_worker w
+    WHERE w.id = p_worker AND w.stopped_at IS NULL FOR KEY SHARE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'L'::text, NULL::uuid, NULL::varchar, NULL::varchar, NULL::int,
             NULL::text, NULL::text, NULL::text, NULL::int, NULL::timestamptz,
@@ -475,18 +465,20 @@ $fn$;
 
 _CYCLE = """
 SELECT * FROM djq_cycle_v2(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[],
-                           %s, %s)
+                           %s)
 """
 
 
 def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
           start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
-          claim_start: int, tracking: Tracking, lease: float, handed: bool = False,
+          claim_start: int, tracking: Tracking, lease: float,
           notify: Sequence[tuple[str, str]] = ()) -> tuple[set[uuid.UUID], list[Claimed]]:
     """A worker's loop in one statement: write ``outcomes``, mark ``start_ids`` started,
     claim up to ``claim_limit`` more rows of ``queues`` (read in that order; the first
-    ``claim_start`` claimed are started too). ``handed`` records that every row started
-    by earlier cycles is in the pool's hands. Returns (ids started, rows claimed).
+    ``claim_start`` claimed are started too). Returns (ids started, rows claimed).
+
+    Runs in the caller's transaction if there is one: the worker hands started rows to
+    its pool before that transaction commits (see :mod:`djq.worker.consumer`).
 
     Raises :class:`~djq.exceptions.LeaseLost`, having written nothing, if this worker
     was declared dead.
@@ -499,12 +491,13 @@ def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
         done = _finish_params(worker_id, list(outcomes))[0]
     params = [
         worker_id, hostname, done, list(start_ids), list(queues), claim_limit, claim_start,
-        tracking.default, list(tracking.exceptions), float(lease), handed,
+        tracking.default, list(tracking.exceptions), float(lease),
     ]
     if notify:
         # Events (``notify``: (channel, payload) pairs) ride in the same transaction and
         # round trip: a NOTIFY of its own would cost a commit of its own.
-        with conn.pipeline(), conn.transaction():
+        own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.pipeline(), conn.transaction() if own else contextlib.nullcontext():
             conn.execute(_NOTIFY, _notify_params(notify))
             cursor = conn.execute(_CYCLE, params)
         rows = cursor.fetchall()
@@ -663,8 +656,8 @@ def release_unstarted(conn: Any, worker_id: int, running: Sequence[uuid.UUID]) -
 
 _REGISTER = """
 INSERT INTO djq_worker (hostname, pid, pool, concurrency, queues, started_at, last_heartbeat,
-    handed_until, processed, failed, active, loadavg, sw_ver, registered)
-VALUES (%s, %s, %s, %s, %s, now(), now(), now(), 0, 0, 0, %s, %s, %s)
+    processed, failed, active, loadavg, sw_ver, registered)
+VALUES (%s, %s, %s, %s, %s, now(), now(), 0, 0, 0, %s, %s, %s)
 RETURNING id
 """
 
@@ -700,15 +693,6 @@ def stop_worker(conn: Any, worker_id: int) -> None:
     conn.execute(_STOP_WORKER, [worker_id])
 
 
-_MARK_HANDED = "UPDATE djq_worker SET handed_until = now() WHERE id = %s AND stopped_at IS NULL"
-
-
-def mark_handed(conn: Any, worker_id: int) -> None:
-    """Record that every row this worker started so far is in its pool's hands (the
-    ``solo`` pool, which runs a task before the next cycle could say so)."""
-    conn.execute(_MARK_HANDED, [worker_id])
-
-
 # Recovery runs in one transaction: declare dead the workers whose lease ran out (their
 # rows locked FOR UPDATE, so no cycle of theirs is half-way through), then take every
 # in-flight row held by no live worker, whether its worker was declared dead now, before,
@@ -724,13 +708,8 @@ WHERE id IN (
 RETURNING id, hostname
 """
 
-# ``handed`` is false for a started row that no pool process ever had: its worker died
-# between marking it started and its next cycle (see djq_cycle_v2). A worker row of an
-# older release has no handed_until: its rows count as handed, as they always did.
 _ORPHANS = f"""
-SELECT t.id, t.name, t.status, t.options,
-    NOT (t.status = {STARTED} AND w.handed_until IS NOT NULL
-         AND t.date_started >= w.handed_until) AS handed
+SELECT t.id, t.name, t.status, t.options
 FROM djq_task t LEFT JOIN djq_worker w ON w.id = t.claimed_by
 WHERE t.status IN ({CLAIMED}, {STARTED}) AND (w.id IS NULL OR w.stopped_at IS NOT NULL)
 FOR UPDATE OF t SKIP LOCKED
@@ -745,7 +724,6 @@ class Orphan:
     name: str
     status: int
     options: str
-    handed: bool  # a pool process may have run it
 
 
 def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
@@ -755,7 +733,7 @@ def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
 
 def orphans(conn: Any) -> list[Orphan]:
     """In-flight rows held by no live worker, locked until the transaction ends."""
-    return [Orphan(r[0], r[1], int(r[2]), r[3], bool(r[4]))
+    return [Orphan(r[0], r[1], int(r[2]), r[3])
             for r in conn.execute(_ORPHANS).fetchall()]
 
 
@@ -894,6 +872,19 @@ _TERMINATIONS = f"""
 SELECT id, terminate FROM djq_task
 WHERE claimed_by = %s AND status IN ({CLAIMED}, {STARTED}) AND terminate IS NOT NULL
 """
+
+
+# FOR SHARE: wait for the transaction that marked the row started (or did not) to end.
+_HOLDS_STARTED = f"""
+SELECT 1 FROM djq_task WHERE id = %s AND claimed_by = %s AND status = {STARTED} FOR SHARE
+"""
+
+
+def holds_started(conn: Any, worker_id: int, task_id: str | uuid.UUID) -> bool:
+    """Whether the row is marked started by ``worker_id``: asked by a pool process whose
+    worker died while handing the row over, once the worker's transaction has ended."""
+    conn.execute("SET lock_timeout = '30s'")
+    return conn.execute(_HOLDS_STARTED, [_as_uuid(task_id), worker_id]).fetchone() is not None
 
 
 def terminations(conn: Any, worker_id: int) -> list[tuple[uuid.UUID, int]]:

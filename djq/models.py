@@ -102,10 +102,6 @@ class Worker(models.Model):
     started_at = models.DateTimeField()
     last_heartbeat = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
-    # Rows this worker started before this time are in its pool's hands; a started row
-    # of a dead worker from later never reached a process, and recovery runs it again.
-    # Null for a worker of a version that did not record it (rolling upgrades).
-    handed_until = models.DateTimeField(null=True, blank=True)
     processed = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
     active = models.IntegerField(default=0)

@@ -1,7 +1,6 @@
-# Leases checked by every claim, start and finish (djq.broker.CYCLE_FUNCTION_V2), and the
-# hand-over watermark that lets recovery run again a started row no process ever had.
+# Leases checked by every claim, start and finish (djq.broker.CYCLE_FUNCTION_V2).
 
-from django.db import migrations, models
+from django.db import migrations
 
 from djq.broker import CYCLE_FUNCTION_V2
 
@@ -13,14 +12,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="worker",
-            name="handed_until",
-            field=models.DateTimeField(blank=True, null=True),
-        ),
         migrations.RunSQL(
             sql=CYCLE_FUNCTION_V2,
             reverse_sql="DROP FUNCTION IF EXISTS djq_cycle_v2(bigint, text, json, uuid[], "
-            "text[], int, int, boolean, text[], double precision, boolean)",
+            "text[], int, int, boolean, text[], double precision)",
         ),
     ]

@@ -2,10 +2,15 @@
 and write what the pool produced, all in batches on one connection.
 
 Lifecycle of a row in a worker: claimed (status CLAIMED, kept in ``self.buffer``) ->
-marked started in the round trip just before it is handed to a free pool slot (status
-STARTED; the next round trip records the hand-over) -> finished (status DONE or, for a
-retry, WAITING again). On a warm shutdown the buffer is handed back; a worker that dies
-is recovered by the others through its lease.
+marked started in the round trip that hands it to a free pool slot (status STARTED) ->
+finished (status DONE or, for a retry, WAITING again). On a warm shutdown the buffer is
+handed back; a worker that dies is recovered by the others through its lease.
+
+"Started" means a pool process has the task. In the prefork pool the rows a round trip
+starts are handed to their processes *before* its transaction commits, on hold, and are
+released to run once it has: a worker killed before the commit leaves them waiting (the
+transaction rolls back, and the processes drop them), one killed after it leaves them
+with processes that see the commit and run them, writing the outcome themselves.
 
 The lease: every round trip checks that this worker has not been declared dead. One that
 was (cut off from the database longer than ``worker_lease``) claims nothing more under
@@ -15,6 +20,7 @@ tasks finish without writing their outcomes, and carries on under a new id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,8 +120,6 @@ class Worker:
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
         self.events: events.EventDispatcher | None = None  # with -E
         self.lease = float(conf.worker_lease)
-        # Rows were handed to the pool since the last round trip: the next one says so.
-        self.handed_pending = False
         self._lost_lease_id = 0  # set (from the maintenance thread) to a lost lease's id
         self._stale: set[str] = set()  # running tasks whose rows were recovered by others
         self._next_db_error_log = 0.0
@@ -254,7 +258,6 @@ class Worker:
         self.unwritten = []
         self.buffer.clear()
         self._stale.update(running)
-        self.handed_pending = False
         self.worker_id = self.register(self.conn)
         self.next_claim_at = 0.0
         self.reserve_due = True
@@ -269,7 +272,6 @@ class Worker:
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = self._connect()
-            self.handed_pending = False
             broker.release_unstarted(self.conn, self.worker_id, list(self._held_running()))
             self.next_claim_at = 0.0
             self.reserve_due = True
@@ -305,7 +307,6 @@ class Worker:
                 self.conn = self._connect()
                 self._flush()
                 self.buffer.clear()  # claimed again later if still waiting
-                self.handed_pending = False
                 requeued = broker.release_unstarted(self.conn, self.worker_id,
                                                     self._held_running())
             except psycopg.Error as exc:
@@ -322,8 +323,6 @@ class Worker:
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        if self.handed_pending:  # record the hand-over now, not at the next task
-            return 0.0
         if self.buffer and self.pool is not None and self.pool.free_slots():
             return 0.0
         if self._should_claim():
@@ -446,45 +445,75 @@ class Worker:
 
     def _cycle(self) -> None:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
-        one transaction; then hand the started rows to the pool."""
+        one transaction; the started rows reach the pool as it commits."""
         assert self.pool is not None and self.conn is not None
         while True:
             free = self.pool.free_slots()
             to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
             claim_limit, claim_start = self._claim_limits(free - len(to_start))
-            busy = bool(self.unwritten or to_start or claim_limit or self.handed_pending)
+            busy = bool(self.unwritten or to_start or claim_limit)
             notify = ([] if self.events is None
                       else self.events.take_notifications(alone=not busy))
             if not (busy or notify):
                 return
+            # Prefork: rows started here are handed over on hold inside the transaction,
+            # and released to run once it has committed (see the module's docstring).
+            hold = self.pool.holds and bool(to_start or claim_start)
+            handed: list[str] = []
+            failed: list[broker.Outcome] = []
             try:
-                started, claimed = broker.cycle(
-                    self.conn, self.worker_id, self.hostname, self.unwritten,
-                    [c.id for c in to_start], self._queue_order(), claim_limit, claim_start,
-                    self.tracking, self.lease, self.handed_pending, notify,
-                )
+                with self.conn.transaction() if hold else contextlib.nullcontext():
+                    started, claimed = broker.cycle(
+                        self.conn, self.worker_id, self.hostname, self.unwritten,
+                        [c.id for c in to_start], self._queue_order(), claim_limit,
+                        claim_start, self.tracking, self.lease, notify,
+                    )
+                    to_run = self._to_run(to_start, started, claimed) if hold else []
+                    if to_run:
+                        failpoints.hit(failpoints.BEFORE_HANDOVER)
+                        for row in to_run:
+                            self._submit(row, handed, failed, hold=True)
+                        failpoints.hit(failpoints.BEFORE_COMMIT)
             except BaseException:
-                self.buffer.extendleft(reversed(to_start))  # still only claimed: rolled back
+                # Rolled back (or not known to have committed): the held rows must not
+                # run. Rows that did commit as started are handed back by _reconnect.
+                self._withdraw(handed)
+                self.buffer.extendleft(reversed(to_start))  # still only claimed
                 raise
-            self.unwritten = []
-            self.handed_pending = False
-            if started or any(c.started for c in claimed):
-                failpoints.hit(failpoints.BEFORE_HANDOVER)
+            self.unwritten = failed
+            if hold:
+                if handed:
+                    failpoints.hit(failpoints.BEFORE_GO)
+                    self.pool.release(handed)
+            else:
+                for row in self._to_run(to_start, started, claimed):
+                    self._submit(row, handed, self.unwritten)
             for row in to_start:
-                if row.id in started:
-                    self._submit(row)
-                else:
+                if row.id not in started:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
             if claim_limit:
                 self._received(claimed)
-                for row in claimed:
-                    if row.started:
-                        self._submit(row)
-                    else:
-                        self.buffer.append(row)
+                self.buffer.extend(row for row in claimed if not row.started)
                 self._after_claim(len(claimed), claim_limit)
             if not (self.buffer and self.pool.free_slots()):
                 return
+
+    @staticmethod
+    def _to_run(to_start: list[broker.Claimed], started: set[uuid.UUID],
+                claimed: list[broker.Claimed]) -> list[broker.Claimed]:
+        """The rows a round trip started: buffered ones it could start (a revoked one
+        could not), then newly claimed ones it started at once."""
+        return ([row for row in to_start if row.id in started]
+                + [row for row in claimed if row.started])
+
+    def _withdraw(self, task_ids: list[str]) -> None:
+        """Take back rows handed over on hold whose start did not commit."""
+        if not task_ids or self.pool is None:
+            return
+        self.pool.withdraw(task_ids)
+        for task_id in task_ids:
+            self.inflight.pop(task_id, None)
+            self.deadlines.pop(task_id, None)
 
     def _queue_order(self) -> list[str]:
         """The worker's queues, starting one further along each cycle, so that a backlog
@@ -528,26 +557,24 @@ class Worker:
                 # and must not then sleep a whole poll interval.
                 self.next_eta_check = min(self.next_eta_check, self.next_claim_at)
 
-    def _submit(self, row: broker.Claimed) -> None:
-        """Hand a row marked started to the pool, with its time limits. A row whose
-        options cannot be decoded ends FAILURE with DecodeError here, alone."""
-        assert self.pool is not None and self.conn is not None
+    def _submit(self, row: broker.Claimed, handed: list[str], failed: list[broker.Outcome],
+                hold: bool = False) -> None:
+        """Hand a row marked started to the pool, with its time limits (on ``hold``: it
+        runs once released), and add its id to ``handed``. A row whose options cannot be
+        decoded is not handed over: its FAILURE (DecodeError) goes to ``failed``."""
+        assert self.pool is not None
         task_id = str(row.id)
         try:
             soft, hard = time_limits(row)
         except DjqError as exc:
             logger.error("Task %s[%s] has options that cannot be decoded: %s", row.name,
                          task_id, exc)
-            self.unwritten.append(_error_outcome(row.id, exc))
+            failed.append(_error_outcome(row.id, exc))
             self.failed += 1
             self.processed += 1
             return
-        if self.pool_kind == "solo":
-            # The solo pool runs the task right here, before any next round trip could
-            # record that it was handed over: record it first.
-            broker.mark_handed(self.conn, self.worker_id)
         self.inflight[task_id] = row
-        self.handed_pending = True
+        handed.append(task_id)
         if soft is not None or hard is not None:
             now = time.monotonic()
             self.deadlines[task_id] = [None if soft is None else now + soft,
@@ -556,7 +583,7 @@ class Worker:
         payload["worker_id"] = self.worker_id
         if self.events is not None:
             self.events.task_started(task_id)
-        self.pool.submit(payload)
+        self.pool.submit(payload, hold=hold)
 
     # -- writing outcomes -------------------------------------------------------------
     def _flush(self) -> None:

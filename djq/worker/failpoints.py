@@ -1,5 +1,5 @@
-"""Fault injection for djq's crash tests: with ``DJQ_FAILPOINTS=before-handover`` in its
-environment, a worker SIGKILLs its own main process at that point. Without it (always, in
+"""Fault injection for djq's crash tests: with ``DJQ_FAILPOINTS=before-commit`` (say) in
+its environment, a worker SIGKILLs its own main process at that point. Without it (always, in
 production) a failpoint costs one set lookup."""
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ import signal
 
 _ACTIVE = frozenset(filter(None, os.environ.get("DJQ_FAILPOINTS", "").split(",")))
 
-#: Rows were just committed as started; no pool process has them yet.
+#: Rows are marked started in a transaction not yet committed; no process has them.
 BEFORE_HANDOVER = "before-handover"
+#: Pool processes hold the rows, on hold; the transaction is not committed.
+BEFORE_COMMIT = "before-commit"
+#: The transaction has committed; the processes holding the rows were not released.
+BEFORE_GO = "before-go"
 
 
 def hit(name: str) -> None:

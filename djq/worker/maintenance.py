@@ -36,10 +36,9 @@ def recover(conn: Any, lease: float) -> tuple[int, int]:
     """Declare workers past their lease dead and recover every in-flight row that no live
     worker holds, in one transaction.
 
-    Unstarted rows go back to their queue, and so do started rows that no pool process
-    ever had (their worker died between marking them started and handing them over).
-    Other started rows go back too under ``acks_late``, and otherwise end FAILURE with
-    WorkerLostError (Celery's semantics). Returns (requeued, failed).
+    Unstarted rows go back to their queue; started ones too under ``acks_late``, and
+    otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns (requeued,
+    failed).
     """
     with conn.transaction():
         for worker_id, hostname in broker.expire_workers(conn, lease):
@@ -48,18 +47,15 @@ def recover(conn: Any, lease: float) -> tuple[int, int]:
         rows = broker.orphans(conn)
         if not rows:
             return 0, 0
-        requeue = [r.id for r in rows
-                   if r.status == broker.CLAIMED or not r.handed or acks_late(r.name)]
-        unhanded = sum(1 for r in rows if r.status == broker.STARTED and not r.handed)
+        requeue = [r.id for r in rows if r.status == broker.CLAIMED or acks_late(r.name)]
         lost = [r.id for r in rows if r.id not in set(requeue)]
         requeued = broker.requeue_orphans(conn, requeue)
         exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
         failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
                                      ExceptionInfo(exc).traceback)
     if requeued or failed:
-        logger.warning("Recovered tasks of lost workers: %d requeued (%d never reached a "
-                       "pool process), %d failed with WorkerLostError", requeued, unhanded,
-                       failed)
+        logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
+                       "WorkerLostError", requeued, failed)
     return requeued, failed
 
 

@@ -1,8 +1,11 @@
-"""Execution pools: where claimed tasks run. The consumer hands a pool rows already
-marked started and collects what each produced.
+"""Execution pools: where claimed tasks run. The consumer hands a pool rows marked
+started and collects what each produced.
 
 - ``prefork`` (default): forked child processes, one task at a time each, talking to the
-  parent over pipes. A child that dies mid-task is noticed at once (its sentinel).
+  parent over pipes. A child that dies mid-task is noticed at once (its sentinel). Rows
+  are handed over on hold, before the transaction that marks them started commits, then
+  released (``go``) or withdrawn (``abort``). A process whose worker died while it held a
+  row asks the database whether the start committed, and runs the row only if it did.
 - ``threads``: a thread per slot in the worker process.
 - ``solo``: the task runs in the consumer's own thread.
 """
@@ -46,10 +49,13 @@ class Finished:
 
 class Pool(Protocol):
     name: str
+    holds: bool  # takes rows on hold (submit(hold=True), then release or withdraw)
 
     def start(self) -> None: ...
     def free_slots(self) -> int: ...
-    def submit(self, row: dict[str, Any]) -> None: ...
+    def submit(self, row: dict[str, Any], hold: bool = False) -> None: ...
+    def release(self, task_ids: list[str]) -> None: ...
+    def withdraw(self, task_ids: list[str]) -> None: ...
     def waitables(self) -> list[Any]: ...
     def collect(self) -> list[Finished]: ...
     def running(self) -> dict[str, float]: ...
@@ -82,6 +88,7 @@ def _after_task() -> None:
 
 class SoloPool:
     name = "solo"
+    holds = False  # the task runs in the worker's own process: it shares its fate
 
     def __init__(self, hostname: str, **kwargs: Any) -> None:
         self.hostname = hostname
@@ -99,7 +106,7 @@ class SoloPool:
     def free_slots(self) -> int:
         return 1
 
-    def submit(self, row: dict[str, Any]) -> None:
+    def submit(self, row: dict[str, Any], hold: bool = False) -> None:
         self.current = {row["id"]: time.monotonic()}
         try:
             self.done.append(Finished(row["id"], execute(row, self.hostname)))
@@ -110,6 +117,12 @@ class SoloPool:
                 self.wake_w.send(b"\0")
             except BlockingIOError:
                 pass  # already readable
+
+    def release(self, task_ids: list[str]) -> None:
+        pass
+
+    def withdraw(self, task_ids: list[str]) -> None:
+        pass
 
     def waitables(self) -> list[Any]:
         return [self.wake_r]
@@ -138,6 +151,7 @@ class SoloPool:
 
 class ThreadPool:
     name = "threads"
+    holds = False  # the threads live in the worker's own process: they share its fate
 
     def __init__(self, hostname: str, concurrency: int, **kwargs: Any) -> None:
         self.hostname = hostname
@@ -180,10 +194,16 @@ class ThreadPool:
         with self.lock:
             return self.concurrency - len(self.current)
 
-    def submit(self, row: dict[str, Any]) -> None:
+    def submit(self, row: dict[str, Any], hold: bool = False) -> None:
         with self.lock:
             self.current[row["id"]] = time.monotonic()
         self.inbox.put(row)
+
+    def release(self, task_ids: list[str]) -> None:
+        pass
+
+    def withdraw(self, task_ids: list[str]) -> None:
+        pass
 
     def waitables(self) -> list[Any]:
         return [self.wake_r]
@@ -238,6 +258,39 @@ def _write_orphaned(outcomes: list[broker.Outcome], worker_id: int | None) -> No
                          outcomes[0].id)
 
 
+def _await_release(conn: Connection, row: dict[str, Any], hostname: str) -> bool | None:
+    """A row handed over on hold: True to run it (released), False to drop it
+    (withdrawn). None if the worker died meanwhile: then the row's start committed or not,
+    and the database says which; if it did, run it here and write its outcome."""
+    try:
+        word = conn.recv_bytes()
+    except (EOFError, OSError):
+        word = None
+    if word == b"go":
+        return True
+    if word == b"abort":
+        return False
+    worker_id = row.get("worker_id")
+    try:
+        with open_connection(application_name="djq orphaned pool process") as db:
+            # Waits for the dead worker's transaction to end, committed or rolled back.
+            ours = broker.holds_started(db, int(worker_id or 0), row["id"])
+    except Exception:  # noqa: BLE001 - unknown: leave the row to recovery
+        logger.exception("Could not learn whether task id=%s was started", row["id"])
+        return None
+    if ours:
+        logger.warning("The worker died as it handed task id=%s over; running it here",
+                       row["id"])
+        _ChildState.running = row["id"]
+        try:
+            outcomes = execute(row, hostname)
+        finally:
+            _ChildState.running = None
+            _after_task()
+        _write_orphaned(outcomes, worker_id)
+    return None
+
+
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
                 inherited: list[Connection]) -> None:
     """A pool process: run one task at a time until told to stop."""
@@ -265,6 +318,12 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             if data == b"stop":
                 break
             row = json.loads(data)
+            if row.pop("hold", False):
+                go = _await_release(conn, row, hostname)
+                if go is None:  # the worker died: the row ran here (or not) and we end
+                    break
+                if not go:
+                    continue
             events.from_parent(row)
             _ChildState.running = row["id"]
             try:
@@ -301,6 +360,7 @@ class _Child:
 
 class PreforkPool:
     name = "prefork"
+    holds = True
 
     def __init__(self, hostname: str, concurrency: int, max_tasks_per_child: int | None = None,
                  **kwargs: Any) -> None:
@@ -333,18 +393,39 @@ class PreforkPool:
     def free_slots(self) -> int:
         return sum(1 for c in self.children if c.task_id is None and not c.retiring)
 
-    def submit(self, row: dict[str, Any]) -> None:
+    def submit(self, row: dict[str, Any], hold: bool = False) -> None:
         for child in self.children:
             if child.task_id is None and not child.retiring:
                 child.task_id = row["id"]
                 child.started = time.monotonic()
                 events.to_child(row)
+                if hold:
+                    row = {**row, "hold": True}
                 try:
                     child.conn.send_bytes(json.dumps(row).encode())
                 except OSError:
                     pass  # the child died; collect() will report the task lost
                 return
         raise RuntimeError("No free pool process")
+
+    def release(self, task_ids: list[str]) -> None:
+        """Let the processes holding these rows run them (their start committed)."""
+        self._tell(task_ids, b"go", free=False)
+
+    def withdraw(self, task_ids: list[str]) -> None:
+        """Take rows on hold back: their start did not commit."""
+        self._tell(task_ids, b"abort", free=True)
+
+    def _tell(self, task_ids: list[str], word: bytes, free: bool) -> None:
+        wanted = set(task_ids)
+        for child in self.children:
+            if child.task_id in wanted:
+                try:
+                    child.conn.send_bytes(word)
+                except OSError:
+                    pass  # the child died; collect() reports its task lost
+                if free:
+                    child.task_id = None
 
     def waitables(self) -> list[Any]:
         out: list[Any] = []

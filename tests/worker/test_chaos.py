@@ -1,12 +1,15 @@
 """Chaos: thousands of tasks through three workers while workers and pool processes are
-SIGKILLed at random and PostgreSQL restarts once. Nothing may be lost: every task ends in
+SIGKILLed at random, workers are frozen (SIGSTOP) past their lease so that the others
+take them over, and PostgreSQL restarts once. Nothing may be lost: every task ends in
 a terminal state, tasks without acks_late run at most once, tasks with it at least once.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 
@@ -26,6 +29,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow,
 
 TASKS = 2000
 CHAOS_SECONDS = 25
+LEASE = 3.0
+
+
+def _thaw(victim, frozen, slot):
+    try:
+        os.killpg(victim.pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    frozen.discard(slot)
 
 
 def read(query):  # the database may be restarting under us
@@ -51,22 +63,37 @@ def test_chaos_nothing_lost(start_worker):
 
     def spawn(n):
         return start_worker("-c", "2", "-n", f"chaos{n}@test", "-l", "WARNING",
-                            djq={"worker_lease": 3.0, "worker_heartbeat_interval": 0.3})
+                            djq={"worker_lease": LEASE, "worker_heartbeat_interval": 0.3})
 
     workers = {n: spawn(n) for n in range(3)}
     serial = 3
     restarted = False
     deadline = time.monotonic() + CHAOS_SECONDS
     kills = Counter()
+    frozen: set[int] = set()
+    timers: list[threading.Timer] = []
     while time.monotonic() < deadline:
         time.sleep(rng.uniform(0.2, 0.8))
         slot = rng.choice(list(workers))
         victim = workers[slot]
-        action = rng.choice(["child", "child", "worker", "group"])
+        action = rng.choice(["child", "child", "worker", "group", "freeze"])
         if not restarted and time.monotonic() > deadline - CHAOS_SECONDS / 2:
             restart_postgres()
             restarted = True
             kills["postgres"] += 1
+            continue
+        if action == "freeze":
+            if slot in frozen or victim.proc.poll() is not None:
+                continue
+            # A lease takeover: the whole worker is paused past its lease, the others
+            # declare it dead and recover its rows, then it wakes up under its dead id.
+            os.killpg(victim.pid, signal.SIGSTOP)
+            frozen.add(slot)
+            thaw = threading.Timer(LEASE + 1.5, _thaw, args=(victim, frozen, slot))
+            thaw.daemon = True
+            thaw.start()
+            timers.append(thaw)
+            kills["freeze"] += 1
             continue
         if action == "child":
             children = psutil.Process(victim.pid).children() if victim.proc.poll() is None else []
@@ -79,9 +106,12 @@ def test_chaos_nothing_lost(start_worker):
         else:
             victim.kill()  # the whole process group: the machine is gone
         kills[action] += 1
+        frozen.discard(slot)
         workers[slot] = spawn(serial)
         serial += 1
     assert restarted
+    for timer in timers:  # every frozen worker runs again before the end is judged
+        timer.join()
 
     # Let the survivors finish everything (recovering the dead workers' rows).
     end = time.monotonic() + 120

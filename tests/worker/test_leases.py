@@ -184,19 +184,28 @@ def test_sigterm_during_an_outage_exits_after_a_bounded_wait(start_worker, db_pr
     assert runs(path)["left"] == 2
 
 
-def test_main_process_killed_between_claim_and_handover_runs_the_task_again(
-        start_worker, tmp_path):
+@pytest.mark.parametrize("failpoint, left", [
+    ("before-handover", 0),  # started, uncommitted, no process has it: rolled back
+    ("before-commit", 0),  # processes hold it, uncommitted: rolled back, they drop it
+    ("before-go", 2),  # committed, held, not released: the holding process runs it
+])
+def test_main_process_killed_while_handing_a_task_over_runs_it_exactly_once(
+        start_worker, tmp_path, failpoint, left):
     path = tmp_path / "runs"
-    doomed = start_worker("-c", "2", "-n", "doomed@test",
-                          env={"DJQ_FAILPOINTS": "before-handover"})
+    doomed = start_worker("-c", "2", "-n", "doomed@test", env={"DJQ_FAILPOINTS": failpoint})
     result = count_run.delay(str(path), "handover", 0.0)
     wait_for(lambda: doomed.proc.poll() is not None, message="the worker to kill itself")
-    row = Task.objects.get(id=result.id)
-    assert row.status == 2  # marked started, but no pool process ever had it
-    start_worker("-c", "1", "-n", "rescuer@test")
+    assert doomed.proc.returncode == -signal.SIGKILL
+    if left == 0:
+        # Never started: waiting for the next worker, not lost.
+        wait_for(lambda: Task.objects.get(id=result.id).status == 0,
+                 message="the row to be waiting again")
+        assert not path.exists()
+        start_worker("-c", "1", "-n", "next@test")
     assert result.get(timeout=30) == "handover"
     assert result.state == states.SUCCESS
     assert runs(path)["handover"] == 1
+    assert "WorkerLostError" not in (Task.objects.get(id=result.id).result or "")
 
 
 def test_rows_of_a_worker_without_a_row_are_recovered(start_worker, tmp_path):
