@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -22,7 +23,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import BasePagination, CursorPagination
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,6 +38,7 @@ from ..exceptions import EncodeError, TaskNotFinished, TaskNotFound
 from ..models import Task, Worker
 from ..task import registry
 from .filters import FilterBackend, TaskFilter, TaskSearchFilter
+from .parsers import LimitedJSONParser
 from .permissions import configured_permissions, owner_of, scope_owner
 from .serializers import (
     EnqueueSerializer,
@@ -105,20 +107,38 @@ class WorkerPagination(SafeCursorPagination):
 
 
 class DjqAPIMixin:
-    """Permissions from the settings, JSON in, drf-spectacular's schema."""
+    """Permissions from the settings, JSON in, JSON errors, drf-spectacular's schema."""
 
     schema: ViewInspector | None = AutoSchema()
-    parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+    parser_classes: Sequence[type[BaseParser]] = [LimitedJSONParser]
 
     def get_permissions(self) -> list[BasePermission]:
         return configured_permissions()
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return json_exception_handler
+
+
+def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus the errors Django raises while reading a request (a body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, too many fields), which it would answer in HTML."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": f"Request body too large: {exc}"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"detail": f"Bad request: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
+    handler: Callable[[Exception, dict[str, Any]], Response | None] = (
+        api_settings.EXCEPTION_HANDLER)  # type: ignore[assignment]
+    return handler(exc, context)
 
 
 def _db() -> str:
     return str(conf.database)
 
 
-_TASK_ID = "[0-9a-fA-F-]{32,36}"
+# Anything up to the next slash: an id that is not a UUID gets a JSON 404 from get_object,
+# not Django's HTML page for a URL that matches no route.
+_TASK_ID = "[^/]+"
 
 
 @extend_schema(tags=["tasks"])

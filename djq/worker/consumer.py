@@ -468,6 +468,8 @@ class Worker:
                         [c.id for c in to_start], self._queue_order(), claim_limit,
                         claim_start, self.tracking, self.lease, notify,
                     )
+                    if claim_limit:  # received before started (the events' order)
+                        self._received(claimed)
                     to_run = self._to_run(to_start, started, claimed) if hold else []
                     if to_run:
                         failpoints.hit(failpoints.BEFORE_HANDOVER)
@@ -492,7 +494,6 @@ class Worker:
                 if row.id not in started:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
             if claim_limit:
-                self._received(claimed)
                 self.buffer.extend(row for row in claimed if not row.started)
                 self._after_claim(len(claimed), claim_limit)
             if not (self.buffer and self.pool.free_slots()):

@@ -219,6 +219,43 @@ def test_enqueue_refuses_bad_json_and_other_content_types(staff_api: APIClient,
     assert Task.objects.count() == 0
 
 
+@pytest.mark.parametrize("nesting", [150, 50_000])
+def test_enqueue_refuses_deep_nesting_with_json_400(staff_api: APIClient,
+                                                   allow: Callable[..., None],
+                                                   nesting: int) -> None:
+    allow(ECHO)
+    body = '{"name": "%s", "args": [%s1%s]}' % (ECHO, "[" * nesting, "]" * nesting)
+    response = staff_api.post(f"{API}tasks/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert response["Content-Type"] == "application/json"
+    assert "nested deeper" in response.json()["detail"]
+    assert Task.objects.count() == 0
+
+
+def test_oversized_body_gets_json_413_and_changes_nothing(staff_api: APIClient,
+                                                         allow: Callable[..., None],
+                                                         settings: Any) -> None:
+    allow(ECHO)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"name": ECHO, "args": ["x" * 5000]})
+    response = staff_api.post(f"{API}tasks/", body, content_type="application/json")
+    assert response.status_code == 413, response.content[:200]
+    assert response["Content-Type"] == "application/json"
+    assert "too large" in response.json()["detail"]
+    assert Task.objects.count() == 0
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "x" * 80, "1.2", "%20", "..."])
+def test_malformed_ids_get_json_404(staff_api: APIClient, bad_id: str) -> None:
+    for url in (f"{API}tasks/{bad_id}/", f"{API}tasks/{bad_id}/retry/",
+                f"{API}tasks/{bad_id}/revoke/"):
+        response = (staff_api.get(url) if url.endswith(f"{bad_id}/")
+                    else staff_api.post(url, {}, format="json"))
+        assert response.status_code == 404, (url, response.status_code)
+        assert response["Content-Type"] == "application/json", url
+        assert "detail" in response.json()
+
+
 def test_enqueue_with_an_empty_allowlist(staff_api: APIClient) -> None:
     response = staff_api.post(f"{API}tasks/", {"name": ADD, "args": [1, 2]}, format="json")
     assert response.status_code == 400
