@@ -235,107 +235,8 @@ def _claimed(rows: Iterable[Any]) -> list[Claimed]:
 # The worker's round trip as one server-side function: a single statement (so a single
 # commit, whose WAL flush is the real cost of a queue) with plans cached by PL/pgSQL.
 # Versioned: a change to it is a new function and a new migration. Version 1 stays in the
-# database (migration 0003) for workers of older releases during a rolling upgrade.
-CYCLE_FUNCTION_V1 = f"""
--- djq_cycle: one worker round trip in one statement (and so one commit): write the
--- outcomes of finished tasks, mark buffered rows started, claim (and start) more.
--- Rows come back as (kind, ...): kind 's' = a buffered row now started (only id set),
--- 'c' = a newly claimed row (started says whether it was started too). Queues are read in
--- the order given (the caller rotates them for fairness); within a queue, highest priority,
--- then oldest, first.
-CREATE OR REPLACE FUNCTION djq_cycle_v1(
-    p_worker bigint, p_hostname text, p_outcomes json, p_start uuid[], p_queues text[],
-    p_limit int, p_start_n int, p_track_default boolean, p_track_exceptions text[]
-) RETURNS TABLE (
-    kind text, id uuid, name varchar, queue varchar, priority int, args text, kwargs text,
-    options text, retries int, eta timestamptz, expires timestamptz, parent_id uuid,
-    root_id uuid, group_id uuid, run_at timestamptz, state varchar, started boolean
-) LANGUAGE plpgsql AS $fn$
-DECLARE
-    q text;
-    v_rows int;
-    v_to_start int := p_start_n;
-    v_notified bigint;
-BEGIN
-    IF p_outcomes IS NOT NULL THEN
-        WITH v AS (
-            SELECT (e->>0)::uuid AS id, e->>1 AS state, e->>2 AS result, e->>3 AS traceback,
-                (e->>4)::timestamptz AS date_done, (e->>5)::smallint AS status,
-                (e->>6)::int AS retries, (e->>7)::timestamptz AS run_at, e->>8 AS args,
-                e->>9 AS kwargs, (e->>10)::boolean AS drop
-            FROM json_array_elements(p_outcomes) AS e
-        ), upd AS (
-            UPDATE djq_task t SET
-                state = v.state, result = v.result, traceback = v.traceback, status = v.status,
-                retries = coalesce(v.retries, t.retries), run_at = coalesce(v.run_at, t.run_at),
-                args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
-                date_done = CASE WHEN v.status = 3 THEN v.date_done END,
-                claimed_by = CASE WHEN v.status = 3 THEN t.claimed_by END,
-                date_claimed = CASE WHEN v.status = 3 THEN t.date_claimed END,
-                date_started = CASE WHEN v.status = 3 THEN t.date_started END
-            FROM v
-            WHERE t.id = v.id AND NOT v.drop AND t.claimed_by = p_worker AND t.status IN (1, 2)
-            RETURNING t.id, t.status, t.queue
-        ), del AS (
-            DELETE FROM djq_task t USING v
-            WHERE t.id = v.id AND v.drop AND t.claimed_by = p_worker AND t.status IN (1, 2)
-            RETURNING t.id
-        ), done_notify AS (
-            SELECT pg_notify('{DONE_CHANNEL}', string_agg(d.id::text, ','))
-            FROM (SELECT u.id FROM upd u WHERE u.status = 3 UNION ALL SELECT x.id FROM del x) d
-            HAVING count(*) > 0
-        ), wake_notify AS (
-            SELECT pg_notify('{ENQUEUE_CHANNEL}', w.queue)
-            FROM (SELECT DISTINCT u.queue FROM upd u WHERE u.status = 0) w
-        )
-        SELECT (SELECT count(*) FROM done_notify) + (SELECT count(*) FROM wake_notify)
-        INTO v_notified;
-    END IF;
-
-    IF p_start IS NOT NULL AND cardinality(p_start) > 0 THEN
-        RETURN QUERY
-        UPDATE djq_task t SET status = 2, date_started = now(),
-            state = CASE WHEN (p_track_default <> (t.name = ANY(p_track_exceptions)))
-                         THEN 'STARTED' ELSE t.state END
-        WHERE t.id = ANY(p_start) AND t.claimed_by = p_worker AND t.status = 1
-        RETURNING 's'::text, t.id, NULL::varchar, NULL::varchar, NULL::int, NULL::text,
-            NULL::text, NULL::text, NULL::int, NULL::timestamptz, NULL::timestamptz,
-            NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::varchar, true;
-    END IF;
-
-    IF p_limit > 0 THEN
-        FOREACH q IN ARRAY p_queues LOOP
-            EXIT WHEN p_limit <= 0;
-            RETURN QUERY
-            WITH c AS (
-                SELECT x.id, x.priority, x.run_at FROM djq_task x
-                WHERE x.status = 0 AND x.queue = q AND x.run_at <= now()
-                ORDER BY x.priority DESC, x.run_at
-                LIMIT p_limit FOR UPDATE SKIP LOCKED
-            ), r AS (
-                SELECT c.id, row_number() OVER (ORDER BY c.priority DESC, c.run_at) AS rn FROM c
-            )
-            UPDATE djq_task t SET
-                status = CASE WHEN r.rn <= v_to_start THEN 2 ELSE 1 END,
-                date_started = CASE WHEN r.rn <= v_to_start THEN now() END,
-                state = CASE WHEN r.rn <= v_to_start
-                                  AND (p_track_default <> (t.name = ANY(p_track_exceptions)))
-                             THEN 'STARTED' ELSE t.state END,
-                claimed_by = p_worker, worker = p_hostname, date_claimed = now()
-            FROM r WHERE t.id = r.id
-            RETURNING 'c'::text, t.id, t.name, t.queue, t.priority, t.args, t.kwargs,
-                t.options, t.retries, t.eta, t.expires, t.parent_id, t.root_id, t.group_id,
-                t.run_at, t.state, t.status = 2;
-            GET DIAGNOSTICS v_rows = ROW_COUNT;
-            p_limit := p_limit - v_rows;
-            v_to_start := greatest(0, v_to_start - v_rows);
-        END LOOP;
-    END IF;
-END
-$fn$;
-"""
-
-
+# database (migration 0003, which keeps its text) for workers of older releases during a
+# rolling upgrade.
 CYCLE_FUNCTION_V2 = f"""
 -- djq_cycle_v2: one worker round trip in one statement (and so one commit).
 --
@@ -472,13 +373,15 @@ SELECT * FROM djq_cycle_v2(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s,
 def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
           start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
           claim_start: int, tracking: Tracking, lease: float,
-          notify: Sequence[tuple[str, str]] = ()) -> tuple[set[uuid.UUID], list[Claimed]]:
+          notify: Sequence[tuple[str, str]] = (),
+          hold: bool = False) -> tuple[set[uuid.UUID], list[Claimed]]:
     """A worker's loop in one statement: write ``outcomes``, mark ``start_ids`` started,
     claim up to ``claim_limit`` more rows of ``queues`` (read in that order; the first
     ``claim_start`` claimed are started too). Returns (ids started, rows claimed).
 
-    Runs in the caller's transaction if there is one: the worker hands started rows to
-    its pool before that transaction commits (see :mod:`djq.worker.consumer`).
+    With ``hold``, the transaction is left open (BEGIN goes in the same round trip): the
+    worker hands the started rows to its pool, then calls :func:`commit` (or
+    :func:`rollback`). See :mod:`djq.worker.consumer`.
 
     Raises :class:`~djq.exceptions.LeaseLost`, having written nothing, if this worker
     was declared dead.
@@ -493,23 +396,43 @@ def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
         worker_id, hostname, done, list(start_ids), list(queues), claim_limit, claim_start,
         tracking.default, list(tracking.exceptions), float(lease),
     ]
-    if notify:
+    if hold:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            if notify:
+                conn.execute(_NOTIFY, _notify_params(notify))
+            cursor = conn.execute(_CYCLE, params)
+        rows = cursor.fetchall()
+    elif notify:
         # Events (``notify``: (channel, payload) pairs) ride in the same transaction and
         # round trip: a NOTIFY of its own would cost a commit of its own.
-        own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        with conn.pipeline(), conn.transaction() if own else contextlib.nullcontext():
+        with conn.pipeline(), conn.transaction():
             conn.execute(_NOTIFY, _notify_params(notify))
             cursor = conn.execute(_CYCLE, params)
         rows = cursor.fetchall()
     else:
         rows = conn.execute(_CYCLE, params).fetchall()
     if rows and rows[0][0] == "L":
+        if hold:
+            rollback(conn)
         raise LeaseLost(f"Worker id={worker_id} was declared dead by other workers")
     started = {row[1] for row in rows if row[0] == "s"}
     # RETURNING gives no order: put the claimed rows back in claim order (the buffer
     # hands them out in this order).
     claimed = _claimed(row[1:] for row in rows if row[0] == "c")
     return started, claimed
+
+
+def commit(conn: Any) -> None:
+    """End the transaction :func:`cycle` left open with ``hold``."""
+    conn.execute("COMMIT")
+
+
+def rollback(conn: Any) -> None:
+    """Abandon the transaction :func:`cycle` left open with ``hold`` (nothing it did
+    stays); a broken connection has abandoned it already."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
 
 
 _NOTIFY = "SELECT count(pg_notify(n->>0, n->>1)) FROM json_array_elements(%s::json) AS n"

@@ -20,7 +20,6 @@ tasks finish without writing their outcomes, and carries on under a new id.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -462,12 +461,12 @@ class Worker:
             handed: list[str] = []
             failed: list[broker.Outcome] = []
             try:
-                with self.conn.transaction() if hold else contextlib.nullcontext():
-                    started, claimed = broker.cycle(
-                        self.conn, self.worker_id, self.hostname, self.unwritten,
-                        [c.id for c in to_start], self._queue_order(), claim_limit,
-                        claim_start, self.tracking, self.lease, notify,
-                    )
+                started, claimed = broker.cycle(
+                    self.conn, self.worker_id, self.hostname, self.unwritten,
+                    [c.id for c in to_start], self._queue_order(), claim_limit,
+                    claim_start, self.tracking, self.lease, notify, hold=hold,
+                )
+                try:
                     if claim_limit:  # received before started (the events' order)
                         self._received(claimed)
                     to_run = self._to_run(to_start, started, claimed) if hold else []
@@ -476,6 +475,12 @@ class Worker:
                         for row in to_run:
                             self._submit(row, handed, failed, hold=True)
                         failpoints.hit(failpoints.BEFORE_COMMIT)
+                except BaseException:
+                    if hold:
+                        broker.rollback(self.conn)
+                    raise
+                if hold:
+                    broker.commit(self.conn)
             except BaseException:
                 # Rolled back (or not known to have committed): the held rows must not
                 # run. Rows that did commit as started are handed back by _reconnect.

@@ -281,14 +281,18 @@ def _await_release(conn: Connection, row: dict[str, Any], hostname: str) -> bool
     if ours:
         logger.warning("The worker died as it handed task id=%s over; running it here",
                        row["id"])
-        _ChildState.running = row["id"]
-        try:
-            outcomes = execute(row, hostname)
-        finally:
-            _ChildState.running = None
-            _after_task()
-        _write_orphaned(outcomes, worker_id)
+        _write_orphaned(_run(row, hostname), worker_id)
     return None
+
+
+def _run(row: dict[str, Any], hostname: str) -> list[broker.Outcome]:
+    """Run one row in this pool process (where the soft time limit can reach it)."""
+    _ChildState.running = row["id"]
+    try:
+        return execute(row, hostname)
+    finally:
+        _ChildState.running = None
+        _after_task()
 
 
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
@@ -325,12 +329,7 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
                 if not go:
                     continue
             events.from_parent(row)
-            _ChildState.running = row["id"]
-            try:
-                outcomes = execute(row, hostname)
-            finally:
-                _ChildState.running = None
-                _after_task()
+            outcomes = _run(row, hostname)
             done += 1
             retire = max_tasks is not None and done >= max_tasks
             try:
