@@ -54,6 +54,7 @@ class Worker:
         max_tasks_per_child: int | None = None,
         using: str | None = None,
         send_events: bool | None = None,
+        beat: bool = False,
     ) -> None:
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         if pool == "solo":
@@ -98,6 +99,8 @@ class Worker:
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
         self.events: events.EventDispatcher | None = None  # with -E
+        self.beat = beat  # run the periodic-task scheduler in a thread (djq.beat)
+        self.scheduler: Any = None
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -150,6 +153,11 @@ class Worker:
             self.events.worker_event(self.conn, "worker-online", self)
         self.maintenance = Maintenance(self)
         self.maintenance.start()
+        if self.beat:  # after the pool has forked; a scheduler closes its sockets in forks
+            from ..beat.scheduler import Scheduler
+
+            self.scheduler = Scheduler(self.using, hostname=self.hostname)
+            self.scheduler.start()
         logger.info("%s ready: pool=%s concurrency=%d queues=%s id=%d", self.hostname,
                     self.pool_kind, self.concurrency, ",".join(self.queues), self.worker_id)
         signals.send(signals.worker_ready, sender=self)
@@ -535,6 +543,8 @@ class Worker:
         if self.unwritten:
             logger.error("%d outcome(s) could not be written; other workers will recover "
                          "those tasks", len(self.unwritten))
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.maintenance is not None:
             self.maintenance.stop()
         dispatcher = self.events
