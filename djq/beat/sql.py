@@ -94,8 +94,12 @@ def claim_due(limit: int, using: str | None = None
         cursor.execute(_CLAIM, [limit])
         rows = cursor.fetchall()
     now, next_due = rows[0][0], rows[0][1]
-    due = [Due(*row[2:5], _json(row[5]), _json(row[6]), *row[7:]) for row in rows
-           if row[2] is not None]
+    due: list[Due] = []
+    for row in rows:
+        if row[2] is not None:
+            values = list(row[2:])
+            values[3], values[4] = _json(values[3]), _json(values[4])  # args, kwargs
+            due.append(Due(*values))
     return now, next_due, due
 
 
