@@ -59,7 +59,7 @@ def _zone(value: Any, field: str) -> zoneinfo.ZoneInfo | datetime.tzinfo:
         return value
     try:
         return zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError, TypeError) as exc:
         raise ScheduleError(f"{field}: unknown time zone {value!r}") from exc
 
 

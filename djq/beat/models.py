@@ -10,6 +10,7 @@ when its timing changed and wakes the schedulers (NOTIFY) when the transaction c
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,6 +20,17 @@ from django.utils import timezone
 
 from .. import schedules
 from ..exceptions import ScheduleError
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored in a jsonb column, or None."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"not plain JSON ({exc})"
+    if "\\u0000" in text:
+        return "PostgreSQL cannot store the NUL character (\\u0000) in JSON"
+    return None
 
 
 def _notify_schedulers(using: str) -> None:
@@ -47,6 +59,12 @@ class IntervalSchedule(models.Model):
     @property
     def schedule(self) -> schedules.schedule:
         return schedules.schedule(datetime.timedelta(**{self.period: self.every}))
+
+    def clean(self) -> None:
+        try:
+            self.schedule.first_fire(timezone.now())
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise ValidationError({"every": f"too long an interval ({exc})"}) from exc
 
     @classmethod
     def from_schedule(cls, value: schedules.schedule) -> tuple[int, str]:
@@ -202,6 +220,10 @@ class PeriodicTask(models.Model):
             raise ValidationError({"args": "args must be a JSON list"})
         if not isinstance(self.kwargs, dict):
             raise ValidationError({"kwargs": "kwargs must be a JSON object"})
+        for key in ("args", "kwargs"):
+            problem = json_problem(getattr(self, key))
+            if problem:
+                raise ValidationError({key: problem})
         if self.expires is not None and self.expires <= 0:
             raise ValidationError({"expires": "expires must be positive seconds"})
 

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any
 
-from django.db import close_old_connections, connections, transaction
+from django.db import connections, transaction
 
 from .. import schedules
 from ..conf import conf
@@ -213,7 +213,8 @@ class Scheduler:
             logger.info("beat: Stopped")
 
     def _round(self) -> float:
-        close_old_connections()
+        # The thread keeps its connection between rounds (a broken one is dropped by
+        # _reset and opened again), whatever CONN_MAX_AGE says: it is not a request.
         sent, wait = run_once(self.using, self.batch)
         self.sent += sent
         if time.monotonic() >= self.next_prune:
