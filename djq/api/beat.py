@@ -25,7 +25,8 @@ from rest_framework.validators import UniqueValidator
 
 from .. import schedules
 from ..beat.models import (
-    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, json_problem,
+    MAX_EXPIRES, ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
+    json_problem,
 )
 from ..beat.scheduler import run_now
 from ..conf import conf
@@ -99,7 +100,7 @@ class PeriodicTaskSerializer(serializers.Serializer[PeriodicTask]):
     priority = serializers.IntegerField(required=False, allow_null=True, default=None,
                                         min_value=-INT32, max_value=INT32)
     expires = serializers.FloatField(required=False, allow_null=True, default=None,
-                                     min_value=0.001, max_value=10 * 365 * 86400.0,
+                                     min_value=0.001, max_value=MAX_EXPIRES,
                                      help_text="Seconds after its fire time a run expires")
     enabled = serializers.BooleanField(required=False, default=True)
     one_off = serializers.BooleanField(required=False, default=False)

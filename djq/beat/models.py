@@ -19,7 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import schedules
+from ..conf import conf
 from ..exceptions import ScheduleError
+
+
+MAX_EXPIRES = 10 * 365 * 86400.0
 
 
 def json_problem(value: Any) -> str | None:
@@ -224,8 +228,9 @@ class PeriodicTask(models.Model):
             problem = json_problem(getattr(self, key))
             if problem:
                 raise ValidationError({key: problem})
-        if self.expires is not None and self.expires <= 0:
-            raise ValidationError({"expires": "expires must be positive seconds"})
+        if self.expires is not None and not 0 < self.expires <= MAX_EXPIRES:
+            raise ValidationError({"expires": "expires must be positive seconds, at most "
+                                              f"{MAX_EXPIRES:.0f} (ten years)"})
 
     def first_run_at(self, now: datetime.datetime | None = None) -> datetime.datetime | None:
         """When a schedule that starts now first fires (a clocked one that already ran:
@@ -235,7 +240,7 @@ class PeriodicTask(models.Model):
         return self.schedule.first_fire(now or timezone.now())
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        using = kwargs.get("using") or self._state.db or "default"
+        using = kwargs.get("using") or self._state.db or conf.database
         timing = (self.interval_id, self.crontab_id, self.clocked_id, self.enabled)
         before = None
         if self.pk is not None:

@@ -97,9 +97,13 @@ def check_entry(name: Any, value: Any) -> Entry:
     expires = options.get("expires")
     if isinstance(expires, datetime.timedelta):
         expires = expires.total_seconds()
+    from .models import MAX_EXPIRES
+
     if expires is not None and (isinstance(expires, bool)
-                                or not isinstance(expires, (int, float)) or expires <= 0):
-        raise _bad(name, "option 'expires' must be positive seconds or a timedelta")
+                                or not isinstance(expires, (int, float))
+                                or not 0 < expires <= MAX_EXPIRES):
+        raise _bad(name, "option 'expires' must be positive seconds (at most ten years) "
+                         "or a timedelta")
     return Entry(name=name, task=task, schedule=sched, args=list(args), kwargs=dict(kwargs),
                  queue=queue, priority=priority,
                  expires=None if expires is None else float(expires),
