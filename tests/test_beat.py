@@ -195,6 +195,22 @@ def test_one_off_and_clocked_fire_once_and_disable_themselves(db: Any) -> None:
     assert clocked_pt.next_run_at is None
 
 
+def test_a_spent_one_off_from_settings_stays_off_across_restarts(db: Any,
+                                                                 settings: Any) -> None:
+    settings.DJQ = {"beat_schedule": {
+        "once": {"task": RECORD, "schedule": 1, "args": ["o"], "one_off": True},
+        "at": {"task": RECORD, "args": ["a"],
+               "schedule": clocked(timezone.now() - dt.timedelta(seconds=1))},
+    }}
+    sync_beat_schedule()
+    make_due(PeriodicTask.objects.get(name="once"))
+    assert run_once()[0] == 2
+    assert sync_beat_schedule().changed == []  # a scheduler starting again
+    assert run_once()[0] == 0
+    assert not PeriodicTask.objects.filter(enabled=True).exists()
+    assert Task.objects.count() == 2
+
+
 def test_a_task_that_cannot_be_sent_is_logged_and_skipped(db: Any,
                                                           caplog: Any) -> None:
     bad = interval_task("bad")

@@ -175,6 +175,9 @@ def sync_beat_schedule(using: str | None = None) -> SyncReport:
                 pt.save(using=alias)
                 report.added.append(name)
                 continue
+            if pt.total_run_count and (entry.one_off or isinstance(entry.schedule,
+                                                                   schedules.clocked)):
+                del values["enabled"]  # a spent one-off stays disabled across restarts
             same_schedule = _same_schedule(pt, entry.schedule)
             if same_schedule and all(getattr(pt, k) == v for k, v in values.items()):
                 continue
