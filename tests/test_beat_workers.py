@@ -93,6 +93,28 @@ def test_killing_two_of_three_schedulers_loses_no_tick(
     assert_every_second_once(times)
 
 
+def test_a_missed_period_fires_once_when_a_scheduler_returns(
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    first = start_worker(concurrency=1, djq=TICK)
+    wait_for(lambda: len(fire_times()) >= 3, timeout=30, interval=0.2, message="3 ticks")
+    assert first.stop() == 0
+    stopped = timezone.now()
+    time.sleep(4.0)  # no scheduler: four or more ticks are missed
+    start_worker(concurrency=1, djq=TICK)
+    wait_for(lambda: len([t for t in fire_times() if t > stopped + dt.timedelta(seconds=4)])
+             >= 3, timeout=30, interval=0.2, message="3 ticks after the restart")
+    runs = list(PeriodicRun.objects.filter(periodic_task__name="tick").order_by("fire_time"))
+    gaps = [(b.fire_time - a.fire_time).total_seconds() for a, b in zip(runs, runs[1:])]
+    # One fire for the whole missed period (late, at the first missed time), then back
+    # on the one-second grid: exactly one gap, of the missed seconds.
+    assert [g for g in gaps if g != 1.0] == [pytest.approx(max(gaps))]
+    assert max(gaps) >= 4.0 and all(g == int(g) for g in gaps)
+    late = runs[gaps.index(max(gaps))]
+    assert late.fire_time < stopped + dt.timedelta(seconds=1)
+    assert (late.date_enqueued - late.fire_time).total_seconds() >= 3.0
+    assert PeriodicTask.objects.get(name="tick").total_run_count == len(runs)
+
+
 def test_an_edit_takes_effect_within_two_seconds(
         start_worker: Callable[..., WorkerProcess], admin_client: Any) -> None:
     hourly = IntervalSchedule.objects.create(every=3600, period="seconds")
