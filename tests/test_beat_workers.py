@@ -93,6 +93,19 @@ def test_killing_two_of_three_schedulers_loses_no_tick(
     assert_every_second_once(times)
 
 
+def test_pool_processes_forked_while_the_scheduler_runs_leave_it_alone(
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    # One task per pool process: a fork after every run, each while the scheduler's
+    # thread holds its sessions (the child closes its copies, never the parent's).
+    worker = start_worker("--max-tasks-per-child", "1", concurrency=1, djq=TICK)
+    wait_for(lambda: SideEffect.objects.filter(key="tick").count() >= 6, timeout=30,
+             interval=0.2, message="6 ticks run, each in a fresh pool process")
+    assert worker.stop() == 0
+    assert "beat: round failed" not in worker.output()
+    assert len(set(SideEffect.objects.filter(key="tick").values_list("pid", flat=True))) >= 6
+    assert_every_second_once(fire_times())
+
+
 def test_a_missed_period_fires_once_when_a_scheduler_returns(
         start_worker: Callable[..., WorkerProcess]) -> None:
     first = start_worker(concurrency=1, djq=TICK)
