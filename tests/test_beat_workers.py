@@ -106,6 +106,35 @@ def test_pool_processes_forked_while_the_scheduler_runs_leave_it_alone(
     assert_every_second_once(fire_times())
 
 
+def test_the_scheduler_survives_a_postgres_restart(
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    from django.db import close_old_connections, connection
+    from django.db.utils import Error as DatabaseError
+
+    from tests.conftest import restart_postgres
+
+    worker = start_worker(concurrency=1, djq=TICK)
+    wait_for(lambda: len(fire_times()) >= 3, timeout=30, interval=0.2, message="3 ticks")
+    restart_postgres()
+    restarted = timezone.now()
+
+    def ticks_after() -> int:
+        try:
+            return len([t for t in fire_times() if t > restarted])
+        except DatabaseError:
+            close_old_connections()
+            connection.close()
+            return 0
+
+    wait_for(lambda: ticks_after() >= 3, timeout=40, interval=0.3,
+             message="3 ticks after PostgreSQL restarted")
+    assert worker.stop() == 0
+    times = fire_times()
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    assert len(times) == len(set(times)) and all(g >= 1.0 and g == int(g) for g in gaps)
+    assert PeriodicTask.objects.get(name="tick").total_run_count == len(times)
+
+
 def test_a_missed_period_fires_once_when_a_scheduler_returns(
         start_worker: Callable[..., WorkerProcess]) -> None:
     first = start_worker(concurrency=1, djq=TICK)
