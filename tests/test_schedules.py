@@ -4,6 +4,7 @@ changes (a fixed clock, no database), intervals, one-offs and their words."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -70,13 +71,13 @@ def test_start_inside_the_repeated_hour_skips_its_second_pass() -> None:
     assert cron.next_fire(paris(2026, 10, 25, 2, 20)) == paris(2026, 10, 25, 2, 30)
 
 
-def test_beat_timezone_setting_is_the_default_zone(settings: object) -> None:
+def test_beat_timezone_setting_is_the_default_zone(settings: Any) -> None:
     cron = crontab(minute=0, hour=9)
-    setattr(settings, "DJQ", {"beat_timezone": "America/New_York"})
+    settings.DJQ = {"beat_timezone": "America/New_York"}
     assert cron.next_fire(utc(2026, 3, 7, 15)) == utc(2026, 3, 8, 13)  # EDT from 8 March
     assert cron.next_fire(utc(2026, 3, 6, 15)) == utc(2026, 3, 7, 14)  # still EST
-    setattr(settings, "DJQ", {})
-    setattr(settings, "TIME_ZONE", "Asia/Tokyo")
+    settings.DJQ = {}
+    settings.TIME_ZONE = "Asia/Tokyo"
     assert cron.next_fire(utc(2026, 3, 7, 15)) == utc(2026, 3, 8, 0)
 
 

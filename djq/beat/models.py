@@ -108,7 +108,7 @@ class CrontabSchedule(models.Model):
 
     def clean(self) -> None:
         try:
-            self.schedule
+            self.schedule.first_fire(timezone.now())  # parses every field, and the zone
         except ScheduleError as exc:
             text = str(exc)
             field = next((f for f in ("day_of_month", "month_of_year", "day_of_week",
