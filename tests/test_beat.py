@@ -315,3 +315,24 @@ def test_idle_round_is_one_indexed_query_however_many_schedules() -> None:
     assert sent == 0 and wait is not None and 3590 < wait <= 3600
     claims = [q for q in queries.captured_queries if "djq_periodic_task" in q["sql"]]
     assert len(claims) == 1
+
+
+def test_old_run_records_are_pruned_in_batches(db: Any, settings: Any) -> None:
+    from djq.beat import scheduler
+
+    settings.DJQ = {"result_expires": 60}  # records are kept an hour at least
+    pt = interval_task()
+    old = timezone.now() - dt.timedelta(hours=2)
+    PeriodicRun.objects.bulk_create([
+        PeriodicRun(periodic_task=pt, fire_time=old + dt.timedelta(seconds=i),
+                    task_id=sql.fire_task_id(pt.pk, old + dt.timedelta(seconds=i)),
+                    date_enqueued=old) for i in range(25)])
+    recent = timezone.now() - dt.timedelta(minutes=30)
+    sql.record_run(pt.pk, recent, sql.fire_task_id(pt.pk, recent))
+    original = scheduler.PRUNE_BATCH
+    scheduler.PRUNE_BATCH = 10
+    try:
+        assert scheduler.Scheduler().prune() == 25
+    finally:
+        scheduler.PRUNE_BATCH = original
+    assert list(PeriodicRun.objects.values_list("fire_time", flat=True)) == [recent]

@@ -95,6 +95,10 @@ def fire(due: sql.Due, now: datetime.datetime, using: str) -> bool:
     return sent
 
 
+# Run records are pruned once a minute, up to 50 batches of 1,000 (10,000 schedules
+# firing every minute make 10,000 a minute).
+PRUNE_INTERVAL, PRUNE_BATCH, PRUNE_BATCHES = 60.0, 1000, 50
+
 # How soon to look again at a due row another scheduler holds: it is normally firing
 # it (milliseconds), but if that scheduler died mid-round its lock is gone shortly after.
 RETRY_HELD = 0.1
@@ -218,9 +222,21 @@ class Scheduler:
         sent, wait = run_once(self.using, self.batch)
         self.sent += sent
         if time.monotonic() >= self.next_prune:
-            self.next_prune = time.monotonic() + 60.0
-            sql.prune_runs(max(float(conf.result_expires or 0), 3600.0), 1000, self.using)
+            self.next_prune = time.monotonic() + PRUNE_INTERVAL
+            self.prune()
         return self.max_interval if wait is None else min(wait, self.max_interval)
+
+    def prune(self) -> int:
+        """Delete run records older than ``result_expires`` (at least an hour), in
+        batches, until none is left or :data:`PRUNE_BATCHES` batches were deleted."""
+        older_than = max(float(conf.result_expires or 0), 3600.0)
+        deleted = 0
+        for _ in range(PRUNE_BATCHES):
+            count = sql.prune_runs(older_than, PRUNE_BATCH, self.using)
+            deleted += count
+            if count < PRUNE_BATCH:
+                break
+        return deleted
 
     def _wait(self, timeout: float) -> None:
         """Sleep until ``timeout``, a NOTIFY (a schedule changed) or :meth:`stop`."""
