@@ -35,7 +35,7 @@ RESULTS = BENCH / "results"
 #: flight as pgqueuer's two processes with dequeue batch size 10.
 IN_FLIGHT = 20
 
-ALL_WORKLOADS = ["W1", "W1b", "W2", "W3", "W5", "W6", "W4", "MEM"]
+ALL_WORKLOADS = ["W1", "W1b", "W2", "W3", "W5", "W6", "W4", "BEAT", "MEM"]
 ALL_SYSTEMS = ["djq", "celery", "pgqueuer"]
 
 
@@ -82,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peer-events", action="store_true",
                    help="also run W6 for Celery (-E); off by default to fit the budget: the "
                         "target is djq's W6 against djq's own W2")
+    p.add_argument("--beat-schedules", type=int, default=None,
+                   help="periodic tasks for BEAT (default 10000; 300 with --smoke)")
     p.add_argument("--keep-databases", action="store_true",
                    help="do not drop the bench databases at the end")
     args = p.parse_args(argv)
@@ -92,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "parked_rows": 1_000 if smoke else 200_000, "latency_tasks": 30 if smoke else 300,
         "round_trips": 30 if smoke else 500, "time_cap": 3.0, "budget": None if smoke else 560.0,
         "memory_seconds": 120.0 if smoke else 60.0,
+        "beat_schedules": 300 if smoke else 10_000,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -384,9 +387,17 @@ class Bench:
                 plan.append((w, [("djq", "djq")], {"workload": "w4", "n": n, "timeout": drain,
                                                     "concurrency": IN_FLIGHT},
                              drain + 120, 40, db))
+        if "BEAT" in chosen and has_djq:  # one round: the figures are not rates to compare
+            smoke = a.smoke
+            plan.append(("BEAT", [("djq", "djq")], {
+                "workload": "beat", "schedules": a.beat_schedules,
+                "idle_seconds": 2.0 if smoke else 10.0, "load_seconds": 5.0 if smoke else 15.0,
+                "every": 5.0 if smoke else 60.0}, 120, 40, None))
         for rnd in range(a.rounds):
             for workload, systems, spec, timeout, min_left, target_db in plan:
                 if workload in ("W4a", "W4b") and rnd >= a.w4_rounds:
+                    continue
+                if workload == "BEAT" and rnd >= 1:
                     continue
                 k = rnd % len(systems)
                 for key, system in systems[k:] + systems[:k]:
@@ -510,6 +521,13 @@ def build_meta(bench: Bench, seconds: float) -> dict[str, Any]:
          f"{a.w4_rounds} round(s). W6 runs at `-c 2` and at `-c {IN_FLIGHT}`, each against "
          f"the W2 row of its concurrency; the memory test runs prefork `-c {IN_FLIGHT}`, to "
          "get through more tasks in its time."),
+        (f"BEAT (periodic tasks, issue 15; one round): {a.beat_schedules:,} periodic tasks "
+         "in the database. Idle: the CPU of one `djq_beat` while none is due (its rounds "
+         "read the due rows through the partial index `djq_periodic_due`). Firing: three "
+         "`djq_beat` processes, every task due once a minute (every 5 s with --smoke) with "
+         "the fire times spread evenly, for 15 s (5 s); their CPU together, and the fire delay from the fire time to the "
+         "insert of the run's record (database clock), in the transaction that enqueues "
+         "the task."),
         ("Order: round 1 of every workload, then the memory test (at most "
          f"{a.memory_seconds:g} s: the row says how many tasks it reached), then round 2, "
          "and so on; a run that would start past the budget is reported `not run (time "

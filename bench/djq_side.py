@@ -374,9 +374,110 @@ def memory(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
             "seconds": time.monotonic() - t_start}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (from /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def beat(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    """Periodic tasks (issue 15): the CPU of a ``djq_beat`` scheduler with ``schedules``
+    periodic tasks none of which is due (its idle rounds), then three schedulers firing
+    them all every ``every`` seconds (fire times spread evenly), and the fire delay
+    (fire time to the run's record, which commits with the task) at p50 and p99."""
+    from django.db import connection
+
+    n = int(spec.get("schedules", 10_000))
+    idle_s, load_s = float(spec.get("idle_seconds", 10)), float(spec.get("load_seconds", 15))
+    every = float(spec.get("every", 60))
+    reset()
+    with _cursor() as cur:
+        cur.execute("TRUNCATE djq_periodic_run, djq_periodic_task, djq_interval_schedule, "
+                    "djq_crontab_schedule, djq_clocked_schedule")
+        cur.execute("INSERT INTO djq_interval_schedule (every, period) VALUES (3600, 'seconds') "
+                    "RETURNING id")
+        interval_id = cur.fetchone()[0]
+        cur.execute("""
+            INSERT INTO djq_periodic_task (name, task, interval_id, args, kwargs, enabled,
+                one_off, description, from_settings, total_run_count, next_run_at,
+                date_changed)
+            SELECT 'bench-' || i, 'bench.app.tasks.noop', %s, '[]', '{}', true, false, '',
+                false, 0, now() + interval '1 hour' + i * interval '1 second', now()
+            FROM generate_series(1, %s) AS i""", [interval_id, n])
+        cur.execute("ANALYZE djq_periodic_task")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="bench.settings", PYTHONUNBUFFERED="1")
+    argv = [sys.executable, str(ROOT / "manage.py"), "djq_beat", "-l", "INFO"]
+    log_dir = Path(spec["log_dir"])
+    groups: list[Group] = []
+
+    def start() -> Group:
+        group = Group(argv, env=env, log_path=log_dir / f"djq-beat-{spec['label']}-"
+                                                        f"{len(groups)}.log")
+        groups.append(group)
+        return group
+
+    try:
+        first = start()
+        time.sleep(3.0)  # start-up (Django, the settings sync) is not the idle round
+        cpu0, t0 = _cpu_seconds(first.pid), time.monotonic()
+        time.sleep(idle_s)
+        idle_cpu = (_cpu_seconds(first.pid) - cpu0) / (time.monotonic() - t0)
+        for _ in range(2):
+            start()
+        time.sleep(3.0)
+        with _cursor() as cur:  # every schedule fires every `every` s, spread evenly
+            cur.execute("UPDATE djq_interval_schedule SET every = %s WHERE id = %s",
+                        [int(every), interval_id])
+            cur.execute("""
+                UPDATE djq_periodic_task SET next_run_at = t.at
+                FROM (SELECT id, clock_timestamp() + interval '1 second'
+                             + (row_number() OVER (ORDER BY id) - 1) * %s / %s
+                             * interval '1 second' AS at
+                      FROM djq_periodic_task) t
+                WHERE djq_periodic_task.id = t.id""", [every, n])
+            cur.execute("SELECT now(), pg_notify('djq_beat', '')")
+            loaded_at = cur.fetchone()[0]
+        cpus0 = [_cpu_seconds(g.pid) for g in groups]
+        t0 = time.monotonic()
+        time.sleep(load_s)
+        load_cpu = sum(_cpu_seconds(g.pid) - c for g, c in zip(groups, cpus0)) / (
+            time.monotonic() - t0)
+        alive = sum(g.alive() for g in groups)
+    finally:
+        for group in groups:
+            group.stop()
+    with _cursor() as cur:
+        cur.execute("""
+            SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d),
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d)
+            FROM (SELECT extract(epoch FROM date_enqueued - fire_time) * 1000 AS d
+                  FROM djq_periodic_run WHERE fire_time >= %s) r""", [loaded_at])
+        fires, p50, p99, worst = cur.fetchone()
+        # Every fire time that came due well before the end was enqueued, once.
+        cur.execute("""
+            SELECT count(*) FROM djq_periodic_task p WHERE p.next_run_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM djq_periodic_run r WHERE r.periodic_task_id = p.id)
+            AND p.next_run_at < %s::timestamptz + make_interval(secs => %s - 2)""",
+                    [loaded_at, load_s])
+        missing = int(cur.fetchone()[0])
+        cur.execute("SELECT count(*) FROM djq_task")
+        tasks = int(cur.fetchone()[0])
+    connection.close()
+    return {"value": float(p50 or 0.0), "unit": "ms", "p50": float(p50 or 0.0),
+            "p99": float(p99 or 0.0), "max": float(worst or 0.0), "fires": int(fires),
+            "tasks": tasks, "missing": missing, "schedules": n, "every": every,
+            "idle_cpu": idle_cpu, "load_cpu": load_cpu, "schedulers": 3,
+            "complete": missing == 0 and tasks == fires and alive == 3,
+            "seconds": idle_s + load_s + 6.0}
+
+
 WORKLOADS = {
     "w1": w1, "w1b": w1b, "w2": w2, "w3": w3, "w4": w4, "w4_preload": w4_preload,
-    "w4_clear": w4_clear, "w5": w5, "w6": w6, "memory": memory,
+    "w4_clear": w4_clear, "w5": w5, "w6": w6, "memory": memory, "beat": beat,
 }
 
 

@@ -162,6 +162,26 @@ def build_rows(results: Results) -> list[list[str]]:
         rows.append([f"W6 drain with task events (`-E`, prefork `-c {conc}`)", "jobs/s", d6,
                      *own, *ratio_cells(w6, "W6"), f"≥ 0.85× W2 `-c {conc}`",
                      verdict(_cmp(w6, base, lambda a, b: a >= 0.85 * b))])
+    # BEAT (issue 15): one round, djq only; no peer runs several schedulers.
+    beat = get("BEAT", {}).get("djq")
+    b = (beat or [{}])[0]
+    if b and "idle_cpu" in b:
+        n = b.get("schedules", 0)
+        rows.append([f"BEAT one scheduler's CPU, {n:,} periodic tasks, none due",
+                     "% of a core", f"{100 * b['idle_cpu']:.2f}", "–", "–", "–", "–", "–", "–"])
+        rate = n / b["every"] if b.get("every") else 0
+        rows.append([f"BEAT three schedulers' CPU firing {n:,} periodic tasks "
+                     f"({rate:,.0f} fires/s)", "% of a core", f"{100 * b['load_cpu']:.1f}",
+                     "–", "–", "–", "–", "–", "–"])
+        for key in ("p50", "p99"):
+            rows.append([f"BEAT fire delay (fire time → enqueued), {key}, three schedulers",
+                         "ms (lower is better)", f"{b[key]:.1f}", "–", "–", "–", "–",
+                         "–", "–"])
+        rows.append(["BEAT fire times due and not enqueued, or enqueued twice", "count",
+                     f"{b['missing'] + (b['tasks'] - b['fires'])}", "–", "–", "–", "–",
+                     "0", verdict(b.get("complete"))])
+    elif beat:
+        rows.append(["BEAT periodic tasks", "–", why_not(beat), "–", "–", "–", "–", "–", "–"])
     # Memory
     mem = (get("MEM", {}).get("djq") or [{}])[0]
     points = mem.get("points") or []

@@ -433,3 +433,6 @@ class WorkerAdmin(_WorkerAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from . import admin_beat  # noqa: E402,F401 - periodic tasks (issue 15), in a module of their own

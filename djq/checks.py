@@ -30,3 +30,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             id="djq.E002",
         ))
     return problems
+
+
+@register()
+def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A bad ``beat_schedule`` entry is an error; a task name nothing registers, a
+    warning (another process may know it)."""
+    from .beat.sync import check_entry
+    from .exceptions import ImproperlyConfigured
+    from .task import registry
+
+    setting = conf.beat_schedule or {}
+    if not isinstance(setting, dict):
+        return [Error("DJQ['beat_schedule'] must be a dict of entries", id="djq.E010")]
+    problems: list[Any] = []
+    for name, value in setting.items():
+        try:
+            entry = check_entry(name, value)
+        except ImproperlyConfigured as exc:
+            problems.append(Error(str(exc), id="djq.E010"))
+            continue
+        if entry.task not in registry:
+            problems.append(Warning(
+                f"DJQ['beat_schedule'][{name!r}]: no task named {entry.task!r} is registered",
+                hint="Check the name, or that its app's tasks module is imported",
+                id="djq.W010"))
+    return problems

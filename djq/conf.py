@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "api_permission_classes": ["rest_framework.permissions.IsAdminUser"],
     "api_enqueue_allowlist": [],
     "api_owner_scoped": False,
+    "beat_schedule": {},  # Celery's: name -> {"task", "schedule", "args", "kwargs", "options"}
+    "beat_timezone": None,  # zone crontabs are read in; None: Django's TIME_ZONE
     # djq's own (no Celery equivalent): how workers find each other's death.
     "worker_heartbeat_interval": 5.0,  # seconds between heartbeat writes
     "worker_lease": 20.0,  # a worker silent this long is dead; its tasks are recovered

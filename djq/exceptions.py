@@ -40,6 +40,10 @@ class TaskNotFinished(DjqError):
     """The task has not finished yet."""
 
 
+class ScheduleError(DjqError, ValueError):
+    """A schedule or a periodic task is not valid."""
+
+
 class ImproperlyConfigured(DjqError):
     """djq is configured in a way that cannot work."""
 
@@ -111,7 +115,7 @@ class ChordError(DjqError):
 
 
 __all__ = [
-    "DjqError", "EncodeError", "DecodeError", "NotRegistered", "DuplicateTaskError",
+    "DjqError", "EncodeError", "DecodeError", "NotRegistered", "DuplicateTaskError", "ScheduleError",
     "ImproperlyConfigured", "TaskNotFound", "TaskNotFinished", "Retry", "MaxRetriesExceededError", "SoftTimeLimitExceeded",
     "TimeLimitExceeded", "TimeoutError", "TaskRevokedError", "WorkerLostError",
     "TaskError", "ChordError",

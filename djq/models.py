@@ -154,3 +154,9 @@ class SavedGroup(models.Model):
 
     def __str__(self) -> str:
         return f"group {self.id} ({len(self.members)} members)"
+
+
+# Periodic tasks (issue 15): their rows live with the scheduler, in djq.beat.
+from .beat.models import (  # noqa: E402,F401 - registered as djq's models
+    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicRun, PeriodicTask,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import views, views_beat
 
 app_name = "djq"
 
@@ -17,6 +17,7 @@ data.register("queues", views.MonitorQueueViewSet, basename="queue")
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.monitor, name="monitor"),
     path("tasks/<uuid:task_id>/", views.task_detail, name="task"),
+    path("periodic/", views_beat.periodic, name="periodic"),  # issue 15
     path("data/stats/", views.MonitorStatsView.as_view(), name="stats"),
     path("data/charts/", views.ChartsView.as_view(), name="charts"),
     path("data/", include(data.urls)),

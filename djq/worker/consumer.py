@@ -74,6 +74,7 @@ class Worker:
         max_tasks_per_child: int | None = None,
         using: str | None = None,
         send_events: bool | None = None,
+        beat: bool = False,
     ) -> None:
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         if pool == "solo":
@@ -122,6 +123,8 @@ class Worker:
         self._lost_lease_id = 0  # set (from the maintenance thread) to a lost lease's id
         self._stale: set[str] = set()  # running tasks whose rows were recovered by others
         self._next_db_error_log = 0.0
+        self.beat = beat  # run the periodic-task scheduler in a thread (djq.beat)
+        self.scheduler: Any = None
 
     # -- signals ---------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -180,6 +183,11 @@ class Worker:
             self.events.worker_event(self.conn, "worker-online", self)
         self.maintenance = Maintenance(self)
         self.maintenance.start()
+        if self.beat:  # after the pool has forked; a scheduler closes its sockets in forks
+            from ..beat.scheduler import Scheduler
+
+            self.scheduler = Scheduler(self.using, hostname=self.hostname)
+            self.scheduler.start()
         logger.info("%s ready: pool=%s concurrency=%d queues=%s id=%d", self.hostname,
                     self.pool_kind, self.concurrency, ",".join(self.queues), self.worker_id)
         signals.send(signals.worker_ready, sender=self)
@@ -698,6 +706,8 @@ class Worker:
             logger.error("%d outcome(s) could not be written and %d claimed task(s) not "
                          "handed back; other workers will recover those tasks",
                          len(self.unwritten), len(self.buffer))
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.maintenance is not None:
             self.maintenance.stop()
         dispatcher = self.events

@@ -98,7 +98,8 @@ def test_schema(staff_api: APIClient) -> None:
     assert set(schema["paths"]) == {
         "/api/djq/tasks/", "/api/djq/tasks/{id}/", "/api/djq/tasks/{id}/retry/",
         "/api/djq/tasks/{id}/revoke/", "/api/djq/workers/", "/api/djq/queues/",
-        "/api/djq/stats/",
+        "/api/djq/stats/", "/api/djq/periodic-tasks/", "/api/djq/periodic-tasks/{id}/",
+        "/api/djq/periodic-tasks/{id}/run/",
     }
     listing = schema["paths"]["/api/djq/tasks/"]["get"]
     names = {p["name"] for p in listing["parameters"]}

@@ -61,6 +61,8 @@ class Command(BaseCommand):
         parser.add_argument("-E", "--task-events", action="store_true", default=None,
                             help="Send task events")
         parser.add_argument("-l", "--loglevel", default="INFO")
+        parser.add_argument("--without-beat", action="store_true",
+                            help="Do not run the periodic-task scheduler in this worker")
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])
@@ -72,11 +74,19 @@ class Command(BaseCommand):
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
         if pool != "prefork":
             refuse_time_limits(pool, queues or [conf.task_default_queue])
+        if not options["without_beat"]:
+            from djq.beat.sync import entries
+            from djq.exceptions import ImproperlyConfigured
+
+            try:
+                entries()  # a bad beat_schedule stops the worker before it starts
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from exc
         worker = Worker(
             concurrency=options["concurrency"], queues=queues or None, pool=pool,
             prefetch_multiplier=options["prefetch_multiplier"], hostname=options["hostname"],
             max_tasks_per_child=options["max_tasks_per_child"],
-            send_events=options["task_events"],
+            send_events=options["task_events"], beat=not options["without_beat"],
         )
         worker.install_signal_handlers()
         code = worker.run()
