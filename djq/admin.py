@@ -16,19 +16,21 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from . import control, display, states, stats
+from . import control, display, permissions, states, stats
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound
 from .models import Status, Task, Worker
@@ -252,7 +254,16 @@ class TaskAdmin(_TaskAdminBase):
                            'style="width:20em"></progress> {}%', f"{percent:.1f}",
                            f"{percent:.0f}")
 
-    # -- what may be done -----------------------------------------------------------------
+    # -- what may be done: djq.permissions, as in the monitor and the API ------------------
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.VIEW_TASKS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.RETRY)
+
+    def has_revoke_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.REVOKE)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks are sent by code, the API or the monitor
 
@@ -279,6 +290,7 @@ class TaskAdmin(_TaskAdminBase):
         if request.method == "POST":
             raise PermissionDenied  # every field is read-only; actions have their own URLs
         context = {**(extra_context or {}), "show_save": False,
+                   "has_revoke_permission": self.has_revoke_permission(request),
                    "show_save_and_continue": False, "show_save_and_add_another": False,
                    "show_delete": False}
         return super().changeform_view(request, object_id, form_url, context)
@@ -307,25 +319,41 @@ class TaskAdmin(_TaskAdminBase):
             message += f" {skipped} not finished yet, left alone."
         self.message_user(request, message, messages.SUCCESS if retried else messages.WARNING)
 
-    @admin.action(description="Revoke selected tasks", permissions=["change"])
-    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._revoke(request, queryset, terminate=False)
+    @admin.action(description="Revoke selected tasks", permissions=["revoke"])
+    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[Task]
+                     ) -> TemplateResponse | None:
+        return self._revoke(request, queryset, terminate=False)
 
-    @admin.action(description="Revoke and terminate selected tasks", permissions=["change"])
-    def terminate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._revoke(request, queryset, terminate=True)
+    @admin.action(description="Revoke and terminate selected tasks", permissions=["revoke"])
+    def terminate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]
+                        ) -> TemplateResponse | None:
+        return self._revoke(request, queryset, terminate=True)
 
-    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool) -> None:
+    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool
+                ) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":  # ask first, as Django's delete action does
+            shown = list(queryset.only("pk", "name", "state")[:20])
+            return TemplateResponse(request, "djq/admin_confirm_revoke.html", {
+                **self.admin_site.each_context(request),
+                "title": "Revoke and terminate tasks" if terminate else "Revoke tasks",
+                "opts": self.opts, "terminate": terminate, "signal": "SIGTERM",
+                "shown": shown, "count": queryset.order_by()[:10_001].count(),
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across") == "1",
+                "action": "terminate_tasks" if terminate else "revoke_tasks",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            })
         outcomes: dict[str, int] = {}
         for pk in queryset.values_list("pk", flat=True):
             outcome = control.revoke(pk, terminate=terminate, using=conf.database)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         self.message_user(request, _revoke_message(outcomes),
                           messages.SUCCESS if _affected(outcomes) else messages.WARNING)
+        return None
 
     # -- buttons on the detail page ------------------------------------------------------
-    def _task_for_action(self, request: HttpRequest, object_id: str) -> Task:
-        if not self.has_change_permission(request):
+    def _task_for_action(self, request: HttpRequest, object_id: str, action: str) -> Task:
+        if not permissions.allowed(request.user, action):
             raise PermissionDenied
         try:
             uuid.UUID(object_id)
@@ -340,7 +368,7 @@ class TaskAdmin(_TaskAdminBase):
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
-        task = self._task_for_action(request, object_id)
+        task = self._task_for_action(request, object_id, permissions.RETRY)
         try:
             control.retry(task.pk, using=conf.database)
         except TaskNotFinished:
@@ -355,8 +383,9 @@ class TaskAdmin(_TaskAdminBase):
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
-        task = self._task_for_action(request, object_id)
         terminate = request.POST.get("terminate") in ("1", "true", "on")
+        task = self._task_for_action(
+            request, object_id, permissions.TERMINATE if terminate else permissions.REVOKE)
         outcome = control.revoke(task.pk, terminate=terminate, using=conf.database)
         self.message_user(request, _revoke_message({outcome: 1}),
                           messages.SUCCESS if _affected({outcome: 1}) else messages.WARNING)
@@ -424,6 +453,9 @@ class WorkerAdmin(_WorkerAdminBase):
     @admin.display(description="alive", boolean=True)
     def alive(self, obj: Worker) -> bool:
         return stats.is_alive(obj)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.VIEW_WORKERS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

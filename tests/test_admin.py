@@ -134,9 +134,19 @@ def test_detail_page(admin_client: Client) -> None:
     assert admin_client.post(url, {}).status_code == 403
 
 
-def _select(client: Client, action: str, tasks: list[Task]) -> str:
-    response = client.post(reverse(CHANGELIST), {
-        "action": action, "_selected_action": [str(t.id) for t in tasks]}, follow=True)
+def _select(client: Client, action: str, tasks: list[Task], confirm: bool = False) -> str:
+    data = {"action": action, "_selected_action": [str(t.id) for t in tasks]}
+    if confirm:
+        # Revoking asks first: a page that lists the tasks and changes nothing.
+        before = {t.pk: (t.state, t.terminate) for t in Task.objects.all()}
+        page = client.post(reverse(CHANGELIST), data)
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert 'name="post" value="yes"' in html and f"{len(tasks)} task(s)" in html
+        assert all(str(t.id)[:8] in html for t in tasks)
+        assert {t.pk: (t.state, t.terminate) for t in Task.objects.all()} == before
+        data["post"] = "yes"
+    response = client.post(reverse(CHANGELIST), data, follow=True)
     assert response.status_code == 200
     return " ".join(str(m) for m in response.context["messages"])
 
@@ -158,7 +168,7 @@ def test_action_revoke(admin_client: Client) -> None:
     waiting = [make_task(states.PENDING) for _ in range(2)]
     running = make_task(states.STARTED)
     done = make_task(states.SUCCESS)
-    message = _select(admin_client, "revoke_tasks", [*waiting, running, done])
+    message = _select(admin_client, "revoke_tasks", [*waiting, running, done], confirm=True)
     assert "Revoked 2 task(s)." in message
     assert "1 running task(s) left to finish" in message and "1 had already finished" in message
     for task in waiting:
@@ -171,7 +181,7 @@ def test_action_revoke(admin_client: Client) -> None:
 def test_action_revoke_and_terminate(admin_client: Client) -> None:
     waiting = make_task(states.PENDING)
     running = make_task(states.STARTED)
-    message = _select(admin_client, "terminate_tasks", [waiting, running])
+    message = _select(admin_client, "terminate_tasks", [waiting, running], confirm=True)
     assert "Revoked 1 task(s)." in message and "1 running task(s) are being terminated" in message
     running.refresh_from_db()
     assert running.terminate == 15  # SIGTERM, kept on the row for its worker

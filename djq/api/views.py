@@ -32,12 +32,13 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from .. import control, stats
+from .. import permissions as rules
 from ..conf import conf
 from ..exceptions import EncodeError, TaskNotFinished, TaskNotFound
 from ..models import Task, Worker
 from ..task import registry
 from .filters import FilterBackend, TaskFilter, TaskSearchFilter
-from .permissions import configured_permissions, owner_of, scope_owner
+from .permissions import ModelPermissions, check, configured_permissions, owner_of, scope_owner
 from .serializers import (
     EnqueueSerializer,
     QueueSerializer,
@@ -105,13 +106,19 @@ class WorkerPagination(SafeCursorPagination):
 
 
 class DjqAPIMixin:
-    """Permissions from the settings, JSON in, drf-spectacular's schema."""
+    """Permissions from the settings, then Django's model permissions for the view's
+    action (:mod:`djq.permissions`); JSON in, drf-spectacular's schema."""
 
     schema: ViewInspector | None = AutoSchema()
     parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+    #: The action of :mod:`djq.permissions` this view takes (None: the outer gate only).
+    djq_permission: str | None = rules.VIEW_TASKS
 
     def get_permissions(self) -> list[BasePermission]:
-        return configured_permissions()
+        return [*configured_permissions(), ModelPermissions()]
+
+    def djq_action(self, request: Request) -> str | None:
+        return self.djq_permission
 
 
 def _db() -> str:
@@ -132,6 +139,10 @@ class TaskViewSet(DjqAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     filterset_class = TaskFilter
     search_fields = ["id", "name"]  # documents ?search= (TaskSearchFilter does the work)
     lookup_value_regex = _TASK_ID
+    djq_actions = {"create": rules.ENQUEUE, "retry": rules.RETRY, "revoke": rules.REVOKE}
+
+    def djq_action(self, request: Request) -> str | None:
+        return self.djq_actions.get(str(getattr(self, "action", None)), rules.VIEW_TASKS)
 
     def get_queryset(self) -> QuerySet[Task]:
         queryset = Task.objects.using(_db()).defer("options")
@@ -225,6 +236,8 @@ class TaskViewSet(DjqAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         task = self.get_object()
         payload = RevokeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        if payload.validated_data["terminate"]:
+            check(request, self, rules.TERMINATE)
         with transaction.atomic(using=_db()):
             outcome = control.revoke(task.pk, terminate=payload.validated_data["terminate"],
                                      signal=payload.validated_data["signal"], using=_db())
@@ -254,6 +267,7 @@ class WorkerViewSet(DjqAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet[
 
     serializer_class = WorkerSerializer
     pagination_class = WorkerPagination
+    djq_permission = rules.VIEW_WORKERS
 
     def get_queryset(self) -> QuerySet[Worker]:
         return Worker.objects.using(_db()).all()
@@ -310,6 +324,7 @@ class RootView(DjqAPIMixin, APIRootView):
     """djq's REST API."""
 
     schema = None
+    djq_permission = None
 
 
 SCHEMA_SETTINGS = {

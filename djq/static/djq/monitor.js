@@ -243,7 +243,9 @@
 
     function loadOverview() {
       return Promise.all([
-        request(urls.statsUrl), request(urls.workersUrl), request(urls.queuesUrl),
+        request(urls.statsUrl),
+        urls.workersUrl ? request(urls.workersUrl) : Promise.resolve({ status: 200, data: null }),
+        request(urls.queuesUrl),
       ]).then(function (answers) {
         answers.forEach(function (res) { if (res.status !== 200) throw new Error(errorText(res.data)); });
         var stats = answers[0].data;
@@ -254,7 +256,7 @@
         document.getElementById("stat-failed").textContent = stats.rates.failed_per_minute;
         document.getElementById("stat-workers").textContent = stats.workers.alive;
 
-        replaceRows(document.getElementById("workers"), answers[1].data.results.map(function (w) {
+        if (answers[1].data) replaceRows(document.getElementById("workers"), answers[1].data.results.map(function (w) {
           var status = el("td", {}, [el("span", { className: "djq-dot" + (w.alive ? " djq-up" : "") }), w.alive ? "online" : "offline"]);
           return el("tr", { "data-hostname": w.hostname, "data-alive": String(w.alive) }, [
             el("td", { title: "pid " + w.pid + " · queues " + w.queues.join(", "), text: w.hostname }),
@@ -330,6 +332,17 @@
     }
   };
 
+  var REVOKE_OUTCOMES = {
+    revoked: "Revoked: it will not run.",
+    terminating: "Revoked: the running task is being terminated.",
+    running: "Revoked, but it is already running and will finish (use Revoke and terminate to stop it).",
+    finished: "It had already finished; nothing to revoke.",
+  };
+
+  function revokeMessage(data) {
+    return REVOKE_OUTCOMES[data.outcome] || "Revoke: " + data.outcome;
+  }
+
   /* ---- one task ------------------------------------------------------------------------ */
   djq.taskPage = function (root) {
     var urls = root.dataset;
@@ -376,9 +389,9 @@
         document.getElementById("task-progress-text").textContent = t.progress.toFixed(0) + "%";
       }
       var done = t.status === "done";
-      retry.disabled = !done;
-      revoke.disabled = done;
-      terminate.disabled = done;
+      if (retry) retry.disabled = !done;
+      if (revoke) revoke.disabled = done;
+      if (terminate) terminate.disabled = done;
     }
 
     function load() {
@@ -407,14 +420,21 @@
       });
     }
 
-    retry.addEventListener("click", function () {
-      act(urls.retryUrl, {}, function () { return "Sent again."; });
+    function confirmed(button) {
+      var question = button.getAttribute("data-confirm");
+      return !question || window.confirm(question);
+    }
+
+    if (retry) retry.addEventListener("click", function () {
+      act(urls.retryUrl, {}, function () { return "Sent again under the same id."; });
     });
-    revoke.addEventListener("click", function () {
-      act(urls.revokeUrl, { terminate: false }, function (data) { return "Revoke: " + data.outcome; });
+    if (revoke) revoke.addEventListener("click", function () {
+      if (!confirmed(revoke)) return;
+      act(urls.revokeUrl, { terminate: false }, revokeMessage);
     });
-    terminate.addEventListener("click", function () {
-      act(urls.revokeUrl, { terminate: true }, function (data) { return "Revoke: " + data.outcome; });
+    if (terminate) terminate.addEventListener("click", function () {
+      if (!confirmed(terminate)) return;
+      act(urls.revokeUrl, { terminate: true }, revokeMessage);
     });
   };
 })();
