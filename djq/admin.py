@@ -11,6 +11,7 @@ over the tasks. Actions go through :mod:`djq.control`, as the API and the CLI do
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -160,9 +163,12 @@ class WorkerFilter(_ChoiceFilter):
 
 @admin.register(Task)
 class TaskAdmin(_TaskAdminBase):
-    list_display = ("task_id", "name", "state_colour", "queue", "worker", "retries", "created",
-                    "started", "finished", "runtime")
-    list_display_links = ("task_id",)
+    # Fits 1280 px beside the admin's sidebar and the filters: a short id (the full one on
+    # hover, with a copy button), created as a relative time and the runtime (started and
+    # finished on hover); long names wrap.
+    list_display = ("short_id", "task_name", "state_colour", "queue", "worker", "retries",
+                    "created", "runtime")
+    list_display_links = None  # short_id links to the task itself
     # Only the order an index serves: sorting a million rows by another column would not
     # open "in well under a second".
     sortable_by = ("created",)
@@ -178,52 +184,99 @@ class TaskAdmin(_TaskAdminBase):
     actions = ("retry_tasks", "revoke_tasks", "terminate_tasks")
     change_form_template = "djq/admin_task_change_form.html"
     fieldsets = (
-        (None, {"fields": ("id", "name", "state_colour", "status", "queue", "priority",
-                           "worker", "retries", "owner")}),
+        (None, {"fields": ("id", "task_name", "state_colour", "status", "queue", "priority",
+                           "worker", "retries", "owner_name")}),
         ("Arguments", {"fields": ("args_pretty", "kwargs_pretty")}),
         ("Result", {"fields": ("progress_bar", "result_pretty", "traceback_pretty")}),
-        ("Timing", {"fields": ("date_created", "eta", "expires", "date_claimed",
-                               "date_started", "date_done", "runtime")}),
+        ("Timing", {"fields": ("created_at", "eta_at", "expires_at", "claimed_at",
+                               "started_at", "done_at", "runtime")}),
         ("Workflow", {"classes": ("collapse",),
                       "fields": ("parent_id", "root_id", "group_id", "options_pretty")}),
     )
     readonly_fields = (
-        "id", "name", "state_colour", "status", "queue", "priority", "worker", "retries",
-        "owner", "args_pretty", "kwargs_pretty", "progress_bar", "result_pretty",
-        "traceback_pretty", "date_created", "eta", "expires", "date_claimed", "date_started",
-        "date_done", "runtime", "parent_id", "root_id", "group_id", "options_pretty",
+        "id", "task_name", "state_colour", "status", "queue", "priority", "worker", "retries",
+        "owner_name", "args_pretty", "kwargs_pretty", "progress_bar", "result_pretty",
+        "traceback_pretty", "created_at", "eta_at", "expires_at", "claimed_at", "started_at",
+        "done_at", "runtime", "parent_id", "root_id", "group_id", "options_pretty",
     )
+
+    class Media:
+        css = {"all": ["djq/admin.css"]}
+        js = ["djq/time.js", "djq/admin.js"]
 
     # -- columns and fields --------------------------------------------------------------
     @admin.display(description="id", ordering="pk")
-    def task_id(self, obj: Task) -> SafeString:
-        return format_html('<span style="font-family:monospace;white-space:nowrap">{}</span>',
-                           obj.pk)
+    def short_id(self, obj: Task) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:djq_task_change", args=[obj.pk])
+        return format_html(
+            '<span class="djq-id"><a href="{}" title="{}">{}</a>'
+            '<button type="button" class="djq-copy" data-copy="{}" title="Copy the full id"'
+            ' aria-label="Copy the full id">⧉</button></span>',
+            url, obj.pk, str(obj.pk)[:8], obj.pk)
+
+    @admin.display(description="name", ordering="name")
+    def task_name(self, obj: Task) -> SafeString:
+        return format_html('<span class="djq-wrap">{}</span>', obj.name)
 
     @admin.display(description="created", ordering="date_created")
     def created(self, obj: Task) -> SafeString | str:
         return _when(obj.date_created)
 
+    @admin.display(description="created")
+    def created_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_created, both=True)
+
+    @admin.display(description="eta")
+    def eta_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.eta, both=True)
+
+    @admin.display(description="expires")
+    def expires_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.expires, both=True)
+
+    @admin.display(description="claimed")
+    def claimed_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_claimed, both=True)
+
     @admin.display(description="started")
-    def started(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_started)
+    def started_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_started, both=True)
 
     @admin.display(description="finished")
-    def finished(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_done)
+    def done_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_done, both=True)
+
+    @admin.display(description="owner")
+    def owner_name(self, obj: Task) -> str:
+        """The user who enqueued it through the API, by username (``owner`` keeps the pk)."""
+        if not obj.owner:
+            return "-"
+        User = get_user_model()
+        try:
+            name = User.objects.filter(pk=obj.owner).values_list(
+                User.USERNAME_FIELD, flat=True).first()
+        except (ValueError, TypeError, DjangoValidationError):
+            name = None
+        return f"{name} (#{obj.owner})" if name else f"user #{obj.owner} (deleted)"
 
     @admin.display(description="state", ordering="state")
     def state_colour(self, obj: Task) -> SafeString:
         return state_badge(obj.state)
 
     @admin.display(description="runtime")
-    def runtime(self, obj: Task) -> str:
+    def runtime(self, obj: Task) -> SafeString | str:
+        hover = "\n".join(f"{label} {_absolute(value)}" for label, value in (
+            ("started", obj.date_started), ("finished", obj.date_done)) if value is not None)
         seconds = display.runtime(obj.date_started, obj.date_done)
         if seconds is None:
             if obj.date_started is not None and obj.status != Status.DONE:
-                return f"running {display.runtime(obj.date_started, timezone.now()):.1f}s"
+                elapsed = display.runtime(obj.date_started, timezone.now())
+                return format_html(
+                    '<span class="djq-elapsed" data-since="{}" title="{}">running {}</span>',
+                    obj.date_started.isoformat(), hover, display.duration(elapsed))
             return "-"
-        return f"{seconds:.3f}s"
+        return format_html('<span class="djq-runtime" title="{}">{}</span>', hover,
+                           display.duration(seconds))
 
     @admin.display(description="args")
     def args_pretty(self, obj: Task) -> SafeString:
@@ -289,7 +342,7 @@ class TaskAdmin(_TaskAdminBase):
                         ) -> HttpResponse:
         if request.method == "POST":
             raise PermissionDenied  # every field is read-only; actions have their own URLs
-        context = {**(extra_context or {}), "show_save": False,
+        context = {**(extra_context or {}), "title": "Task", "show_save": False,
                    "has_revoke_permission": self.has_revoke_permission(request),
                    "show_save_and_continue": False, "show_save_and_add_another": False,
                    "show_delete": False}
@@ -410,16 +463,25 @@ def _revoke_message(outcomes: dict[str, int]) -> str:
     return " ".join(parts)
 
 
-def _when(value: Any) -> SafeString | str:
+def _absolute(value: datetime.datetime) -> str:
+    """"2026-12-04 14:43:42 UTC": the time in the current zone, to the second."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _when(value: datetime.datetime | None, both: bool = False) -> SafeString | str:
+    """One time policy (``djq/static/djq/time.js``): the script shows it relative ("3 min
+    ago"; with ``both``, the absolute time too) with the absolute time and zone on hover;
+    without the script, the absolute time."""
     if value is None:
         return "-"
-    return format_html('<span style="white-space:nowrap">{}</span>',
-                       timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"))
+    return format_html('<time class="djq-time" datetime="{}" data-tz="{}" title="{}" '
+                       'data-style="{}">{}</time>',
+                       value.isoformat(), timezone.get_current_timezone_name(),
+                       _absolute(value), "both" if both else "relative", _absolute(value))
 
 
 def _pre(text: str) -> SafeString:
-    return format_html('<pre style="white-space:pre-wrap;margin:0;max-height:30em;'
-                       'overflow:auto">{}</pre>', text)
+    return format_html('<pre class="djq-pre">{}</pre>', text)
 
 
 class AliveFilter(admin.SimpleListFilter):
@@ -440,19 +502,66 @@ class AliveFilter(admin.SimpleListFilter):
 
 @admin.register(Worker)
 class WorkerAdmin(_WorkerAdminBase):
-    list_display = ("hostname", "pid", "alive", "last_heartbeat", "pool", "concurrency",
-                    "processed", "failed", "active", "loadavg", "queues", "started_at",
-                    "stopped_at")
+    # Fits 1280 px: long hostnames and queue lists wrap; times are relative (absolute on
+    # hover).
+    list_display = ("worker_name", "pid", "alive", "heartbeat", "pool_size", "active",
+                    "processed", "failed", "load", "queue_list", "started")
+    list_display_links = None  # worker_name links to the worker
     list_filter = (AliveFilter, "pool")
     search_fields = ("hostname", "queues")
     ordering = (F("stopped_at").desc(nulls_first=True), "-last_heartbeat")
-    readonly_fields = ("hostname", "pid", "pool", "concurrency", "queues", "started_at",
-                       "last_heartbeat", "stopped_at", "processed", "failed", "active",
-                       "loadavg", "sw_ver")
+    fields = readonly_fields = (
+        "hostname", "pid", "pool", "concurrency", "queues", "started_at_full",
+        "heartbeat_full", "stopped_at_full", "processed", "failed", "active", "loadavg",
+        "sw_ver")
+
+    @admin.display(description="started")
+    def started_at_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.started_at, both=True)
+
+    @admin.display(description="last heartbeat")
+    def heartbeat_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.last_heartbeat, both=True)
+
+    @admin.display(description="stopped")
+    def stopped_at_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.stopped_at, both=True)
+
+    class Media:
+        css = {"all": ["djq/admin.css"]}
+        js = ["djq/time.js"]
 
     @admin.display(description="alive", boolean=True)
     def alive(self, obj: Worker) -> bool:
         return stats.is_alive(obj)
+
+    @admin.display(description="hostname", ordering="hostname")
+    def worker_name(self, obj: Worker) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:djq_worker_change", args=[obj.pk])
+        return format_html('<a class="djq-wrap" href="{}">{}</a>', url, obj.hostname)
+
+    @admin.display(description="heartbeat", ordering="last_heartbeat")
+    def heartbeat(self, obj: Worker) -> SafeString | str:
+        return _when(obj.last_heartbeat)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj: Worker) -> SafeString | str:
+        text = _when(obj.started_at)
+        if obj.stopped_at is not None:
+            return format_html("{}<br><small>stopped {}</small>", text, _when(obj.stopped_at))
+        return text
+
+    @admin.display(description="pool")
+    def pool_size(self, obj: Worker) -> str:
+        return f"{obj.pool} × {obj.concurrency}"
+
+    @admin.display(description="load")
+    def load(self, obj: Worker) -> SafeString:
+        return format_html('<span class="djq-nowrap">{}</span>', obj.loadavg)
+
+    @admin.display(description="queues")
+    def queue_list(self, obj: Worker) -> SafeString:
+        return format_html('<span class="djq-wrap">{}</span>', obj.queues.replace(",", ", "))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return permissions.allowed(request.user, permissions.VIEW_WORKERS)

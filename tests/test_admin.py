@@ -42,13 +42,24 @@ def test_changelist_columns_and_colours(admin_client: Client) -> None:
     html = changelist(admin_client)
     assert listed_ids(html) == {str(ok.id), str(failed.id), str(waiting.id)}
     for header in ("Id", "Name", "State", "Queue", "Worker", "Retries", "Created",
-                   "Started", "Finished", "Runtime"):
+                   "Runtime"):
         assert f">{header}<" in html
     head = html.split('id="result_list"')[1].split("<tbody>")[0]
     assert head.count('class="sortable') == 1  # only "created" sorts (indexed)
     assert "background:#198754" in html and ">SUCCESS<" in html
     assert "background:#dc3545" in html and ">FAILURE<" in html
-    assert "0.240s" in html  # runtime of the finished rows (10 ms to 250 ms)
+    # A short id links to the task, the full one is on hover and behind a copy button.
+    assert (f'<a href="/admin/djq/task/{ok.id}/change/" title="{ok.id}">{str(ok.id)[:8]}</a>'
+            in html)
+    assert f'data-copy="{ok.id}"' in html
+    # Runtime of the finished rows (10 ms to 250 ms), started and finished on hover.
+    started = timezone.localtime(ok.date_started).strftime("%Y-%m-%d %H:%M:%S %Z")
+    assert f'title="started {started}\nfinished ' in html and ">240 ms</span>" in html
+    # Created as a <time> the script shows relative, with the absolute time and zone.
+    created = timezone.localtime(ok.date_created).strftime("%Y-%m-%d %H:%M:%S %Z")
+    assert f'<time class="djq-time" datetime="{ok.date_created.isoformat()}"' in html
+    assert f'title="{created}"' in html and created.endswith(" UTC")
+    assert "/static/djq/time.js" in html and "/static/djq/admin.css" in html
     # Newest first.
     assert html.index(str(waiting.id)) < html.index(str(ok.id))
 
@@ -132,6 +143,23 @@ def test_detail_page(admin_client: Client) -> None:
     html = admin_client.get(reverse("admin:djq_task_change", args=[done.id])).content.decode()
     assert "&quot;items&quot;: [\n    &quot;a&quot;," in html  # pretty-printed
     assert admin_client.post(url, {}).status_code == 403
+
+
+def test_detail_page_reads_as_a_task(admin_client: Client, django_user_model: Any) -> None:
+    """Title "Task", times to the second with their zone, the owner by username, and a
+    long name or argument that wraps (tests/test_admin_browser.py measures the page)."""
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    task = make_task(states.STARTED, name="x" * 200, args=["y" * 400], owner=str(alice.pk))
+    html = admin_client.get(reverse("admin:djq_task_change", args=[task.id])).content.decode()
+    assert "<h1>Task</h1>" in html and "Change task" not in html
+    started = timezone.localtime(task.date_started).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f'data-style="both">{started}</time>' in html
+    assert f"alice (#{alice.pk})" in html
+    assert '<pre class="djq-pre">[\n  &quot;' + "y" * 400 in html
+    assert f'data-since="{task.date_started.isoformat()}"' in html  # live elapsed time
+    orphan = make_task(owner="999999")
+    html = admin_client.get(reverse("admin:djq_task_change", args=[orphan.id])).content.decode()
+    assert "user #999999 (deleted)" in html
 
 
 def _select(client: Client, action: str, tasks: list[Task], confirm: bool = False) -> str:
