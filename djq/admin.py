@@ -31,7 +31,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from . import control, display, permissions, states, stats
 from .conf import conf
@@ -166,8 +167,8 @@ class TaskAdmin(_TaskAdminBase):
     # Fits 1280 px beside the admin's sidebar and the filters: a short id (the full one on
     # hover, with a copy button), created as a relative time and the runtime (started and
     # finished on hover); long names wrap.
-    list_display = ("short_id", "task_name", "state_colour", "queue", "worker", "retries",
-                    "created", "runtime")
+    list_display = ("short_id", "task_name", "state_colour", "queue", "worker", "created",
+                    "runtime")
     list_display_links = None  # short_id links to the task itself
     # Only the order an index serves: sorting a million rows by another column would not
     # open "in well under a second".
@@ -211,12 +212,12 @@ class TaskAdmin(_TaskAdminBase):
         return format_html(
             '<span class="djq-id"><a href="{}" title="{}">{}</a>'
             '<button type="button" class="djq-copy" data-copy="{}" title="Copy the full id"'
-            ' aria-label="Copy the full id">⧉</button></span>',
+            ' aria-label="Copy the full id"></button></span>',
             url, obj.pk, str(obj.pk)[:8], obj.pk)
 
     @admin.display(description="name", ordering="name")
     def task_name(self, obj: Task) -> SafeString:
-        return format_html('<span class="djq-wrap">{}</span>', obj.name)
+        return format_html('<span class="djq-wrap">{}</span>', _breakable(obj.name))
 
     @admin.display(description="created", ordering="date_created")
     def created(self, obj: Task) -> SafeString | str:
@@ -261,6 +262,9 @@ class TaskAdmin(_TaskAdminBase):
 
     @admin.display(description="state", ordering="state")
     def state_colour(self, obj: Task) -> SafeString:
+        if obj.retries:
+            return format_html('{}<br><small class="djq-retries">retry {}</small>',
+                               state_badge(obj.state), obj.retries)
         return state_badge(obj.state)
 
     @admin.display(description="runtime")
@@ -325,6 +329,10 @@ class TaskAdmin(_TaskAdminBase):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Tasks", **(extra_context or {})})
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Task],
                            search_term: str) -> tuple[QuerySet[Task], bool]:
@@ -480,6 +488,13 @@ def _when(value: datetime.datetime | None, both: bool = False) -> SafeString | s
                        _absolute(value), "both" if both else "relative", _absolute(value))
 
 
+def _breakable(text: str) -> SafeString:
+    """``text`` escaped, with line-break opportunities after dots and underscores, so a
+    long dotted task name wraps between its parts."""
+    return mark_safe(  # noqa: S308 - escaped first; only <wbr> is added
+        escape(text).replace(".", ".<wbr>").replace("_", "_<wbr>"))
+
+
 def _pre(text: str) -> SafeString:
     return format_html('<pre class="djq-pre">{}</pre>', text)
 
@@ -504,8 +519,9 @@ class AliveFilter(admin.SimpleListFilter):
 class WorkerAdmin(_WorkerAdminBase):
     # Fits 1280 px: long hostnames and queue lists wrap; times are relative (absolute on
     # hover).
-    list_display = ("worker_name", "pid", "alive", "heartbeat", "pool_size", "active",
-                    "processed", "failed", "load", "queue_list", "started")
+    list_display = ("worker_name", "heartbeat", "pool_size", "active", "done_failed", "load",
+                    "queue_list", "started")
+    sortable_by = ("worker_name", "heartbeat", "started")
     list_display_links = None  # worker_name links to the worker
     list_filter = (AliveFilter, "pool")
     search_fields = ("hostname", "queues")
@@ -538,11 +554,19 @@ class WorkerAdmin(_WorkerAdminBase):
     @admin.display(description="hostname", ordering="hostname")
     def worker_name(self, obj: Worker) -> SafeString:
         url = reverse(f"{self.admin_site.name}:djq_worker_change", args=[obj.pk])
-        return format_html('<a class="djq-wrap" href="{}">{}</a>', url, obj.hostname)
+        return format_html('<a class="djq-wrap" href="{}">{}</a><br><small>pid {}</small>',
+                           url, obj.hostname, obj.pid)
 
     @admin.display(description="heartbeat", ordering="last_heartbeat")
     def heartbeat(self, obj: Worker) -> SafeString | str:
-        return _when(obj.last_heartbeat)
+        alive = stats.is_alive(obj)
+        return format_html('<span class="djq-dot{}" title="{}"></span>{}',
+                           " djq-up" if alive else "", "alive" if alive else "not alive",
+                           _when(obj.last_heartbeat))
+
+    @admin.display(description="done / failed")
+    def done_failed(self, obj: Worker) -> str:
+        return f"{obj.processed} / {obj.failed}"
 
     @admin.display(description="started", ordering="started_at")
     def started(self, obj: Worker) -> SafeString | str:
@@ -556,8 +580,13 @@ class WorkerAdmin(_WorkerAdminBase):
         return f"{obj.pool} × {obj.concurrency}"
 
     @admin.display(description="load")
-    def load(self, obj: Worker) -> SafeString:
-        return format_html('<span class="djq-nowrap">{}</span>', obj.loadavg)
+    def load(self, obj: Worker) -> SafeString | str:
+        """The 1-minute load average; all three on hover."""
+        figures = obj.loadavg.replace(",", " ").split()
+        if not figures:
+            return "-"
+        return format_html('<span title="load average (1, 5, 15 min): {}">{}</span>',
+                           " ".join(figures), figures[0])
 
     @admin.display(description="queues")
     def queue_list(self, obj: Worker) -> SafeString:

@@ -9,8 +9,11 @@
 
   function copied(button) {
     button.classList.add("djq-copied");
-    button.textContent = "✓";
-    setTimeout(function () { button.classList.remove("djq-copied"); button.textContent = "⧉"; }, 1200);
+    button.setAttribute("title", "Copied");
+    setTimeout(function () {
+      button.classList.remove("djq-copied");
+      button.setAttribute("title", "Copy the full id");
+    }, 1200);
   }
 
   function fallback(text, button) {

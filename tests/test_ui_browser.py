@@ -1,0 +1,180 @@
+"""The admin and the monitor in headless Chromium (Playwright) at 1280×800, the size a
+newcomer's laptop shows: the time columns are visible, a 200-character name and a
+400-character argument never widen the page, the monitor follows the admin's dark mode,
+terminating asks first, and the permission matrix holds in the browser. The screenshots
+in docs/ come from here (``DJQ_DOCS_SCREENSHOTS=1`` writes them there; otherwise to
+test-artifacts/)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from djq import broker, states
+from djq.models import Task
+from tests.conftest import ROOT
+from tests.rows import grant, make_task, make_worker
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+DOCS = ROOT / "docs"
+WIDTH, HEIGHT = 1280, 800
+
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow,
+              pytest.mark.timeout(180)]
+
+ADD = "tests.testapp.tasks.add"
+LONG_NAME = "tests.testapp.tasks." + "very_long_task_name_segment_" * 6 + "x" * 12
+LONG_ARG = "argument-" + "0123456789abcdef" * 24 + "-end"
+NO_OVERFLOW = "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_api.sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            yield chromium
+            chromium.close()
+
+
+@pytest.fixture
+def open_as(browser: Any, live_server: Any, django_user_model: Any) -> Iterator[Any]:
+    """``open_as(user, color_scheme="light")``: a 1280×800 page signed in as ``user``."""
+    contexts: list[Any] = []
+
+    def open_page(user: Any, color_scheme: str = "light") -> Any:
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT},
+                                      color_scheme=color_scheme)
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                              "url": live_server.url}])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.base = live_server.url
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def superuser(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser("ops", password="ops-pw")
+
+
+def shot(page: Any, name: str, full_page: bool = False) -> None:
+    """Screenshots for the README when DJQ_DOCS_SCREENSHOTS=1, else test artifacts."""
+    folder = DOCS if os.environ.get("DJQ_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
+    folder.mkdir(exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
+
+
+def history(count: int = 240) -> None:
+    """Finished tasks over the last hour (a quiet gap in it), so the charts have data."""
+    now = timezone.now()
+    rng = random.Random(6)
+    rows = []
+    for _ in range(count):
+        ago = rng.uniform(30, 3600)
+        if 1500 < ago < 1800:
+            continue  # five quiet minutes: the charts show a gap, not zero
+        done = now - datetime.timedelta(seconds=ago)
+        failed = rng.random() < 0.08
+        rows.append(Task(
+            id=uuid.uuid4(), name=rng.choice([ADD, "tests.testapp.tasks.echo"]),
+            state=states.FAILURE if failed else states.SUCCESS, status=broker.DONE,
+            queue=rng.choice(["default", "default", "reports"]), args="[1, 2]",
+            result='{"exc_type": "ValueError", "exc_message": ["boom"]}' if failed else "3",
+            traceback="Traceback (most recent call last):\nValueError: boom\n" if failed else None,
+            worker="w1@test", run_at=done, date_created=done - datetime.timedelta(seconds=2),
+            date_started=done - datetime.timedelta(seconds=1), date_done=done))
+    Task.objects.bulk_create(rows)
+
+
+VISIBLE = """(selector) => {
+    const node = document.querySelector(selector);
+    if (!node) return false;
+    const box = node.getBoundingClientRect();
+    if (box.width === 0 || box.left < 0 || box.right > window.innerWidth) return false;
+    // Not clipped or scrolled away by any container either.
+    for (let up = node.parentElement; up; up = up.parentElement) {
+        if (/(auto|scroll|hidden|clip)/.test(getComputedStyle(up).overflowX)) {
+            const frame = up.getBoundingClientRect();
+            if (box.right > frame.right + 0.5 || box.left < frame.left - 0.5) return false;
+        }
+    }
+    return true;
+}"""
+
+
+def visible(page: Any, selector: str) -> bool:
+    """Whether the element is shown whole horizontally: in the viewport, and neither
+    clipped nor scrolled away by a container."""
+    return bool(page.evaluate(VISIBLE, selector))
+
+
+def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None:
+    history(60)
+    make_worker("w1@test")
+    running = make_task(states.STARTED, name=ADD, args=[2, 3])
+    long = make_task(states.FAILURE, name=LONG_NAME, args=[LONG_ARG, 7],
+                     kwargs={"note": LONG_ARG}, worker="worker-with-a-long-hostname@build-7")
+    page = open_as(superuser)
+    page.goto(f"{page.base}/admin/djq/task/")
+    page.wait_for_selector("#result_list")
+    shot(page, "admin.png")
+    for column in ("created", "runtime", "state_colour", "worker"):
+        assert visible(page, f"#result_list th.column-{column}"), column
+    assert page.evaluate(NO_OVERFLOW), "the change list scrolls sideways"
+    # Relative times, absolute time and zone on hover; the running task counts live.
+    created = page.locator(f'tr:has(a[title="{long.pk}"]) td.field-created time')
+    assert created.inner_text().endswith("ago") or created.inner_text() == "just now"
+    assert created.get_attribute("title").endswith(" UTC")
+    elapsed = page.locator(f'tr:has(a[title="{running.pk}"]) .djq-elapsed')
+    first = elapsed.inner_text()
+    assert first.startswith("running ")
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).textContent !== before",
+        arg=[f'tr:has(a[title="{running.pk}"]) .djq-elapsed', first])
+    shot(page, "admin.png")
+
+    page.goto(f"{page.base}/admin/djq/task/{long.pk}/change/")
+    page.wait_for_selector("text=ValueError: boom")
+    assert page.inner_text("#content h1") == "Task"
+    assert page.evaluate(NO_OVERFLOW), "the task page scrolls sideways"
+    # The buttons sit beside the content, not on top of the title.
+    tools = page.locator(".object-tools").bounding_box()
+    title = page.locator("#content h2").first.bounding_box()
+    assert tools["y"] >= title["y"] + title["height"] - 1 or \
+        tools["x"] >= title["x"] + title["width"]
+    created_text = page.inner_text(".field-created_at .readonly")
+    assert " UTC (" in created_text  # absolute to the second, with its zone, and relative
+    shot(page, "admin-task.png")
+
+    page.goto(f"{page.base}/admin/djq/worker/")
+    page.wait_for_selector("#result_list")
+    shot(page, "admin-workers.png")
+    for column in ("heartbeat", "done_failed", "load", "queue_list", "started"):
+        assert visible(page, f"#result_list th.column-{column}"), column
+    assert page.evaluate(NO_OVERFLOW)
