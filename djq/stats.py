@@ -179,7 +179,8 @@ def task_stats(owner: str | None = None, using: str | None = None) -> dict[str, 
 
 def throughput(minutes: int = 60, using: str | None = None) -> list[dict[str, Any]]:
     """Per minute over the last ``minutes`` (oldest first, every minute present):
-    tasks enqueued, finished, succeeded and failed, and the failure rate (0..1)."""
+    tasks enqueued, finished, succeeded and failed, and the failure rate (0..1; None for a
+    minute in which nothing finished)."""
     db = using or conf.database
     minutes = max(1, min(int(minutes), 24 * 60))
     end = timezone.now().replace(second=0, microsecond=0)
@@ -208,10 +209,57 @@ def throughput(minutes: int = 60, using: str | None = None) -> list[dict[str, An
             "processed": processed,
             "succeeded": int(d.get("ok") or 0),
             "failed": failed,
-            "failure_rate": round(failed / processed, 4) if processed else 0.0,
+            # No finished task that minute: no rate (a gap in the chart), not 0%.
+            "failure_rate": round(failed / processed, 4) if processed else None,
         })
     return series
 
 
+#: How many of the newest tasks :func:`seen_values` reads (through the created index).
+RECENT_ROWS = 10_000
+
+
+def seen_values(field: str, using: str | None = None) -> set[str]:
+    """Values of ``field`` (``name``, ``queue`` or ``state``) among the unfinished tasks
+    and the :data:`RECENT_ROWS` newest ones: the choices of the admin's and the monitor's
+    filters. Never a ``DISTINCT`` over the table: the unfinished rows come from the
+    status indexes, the newest through ``djq_task_created`` with a LIMIT."""
+    if field not in ("name", "queue", "state"):
+        raise ValueError(f"no choices for {field!r}")
+    tasks = Task.objects.using(using or conf.database)
+    values = set(tasks.filter(status__in=[broker.WAITING, broker.CLAIMED, broker.STARTED])
+                 .order_by().values_list(field, flat=True).distinct())
+    newest = tasks.order_by("-date_created", "-id").values_list(field, flat=True)
+    values.update(newest[:RECENT_ROWS])
+    return {v for v in values if v}
+
+
+def name_choices(using: str | None = None) -> list[str]:
+    """Task names to filter by: the registered ones (Celery's built-ins left out) and any
+    seen in the data, registered or not."""
+    from .task import registry
+
+    names = {name for name in registry if not name.startswith("celery.")}
+    return sorted(names | seen_values("name", using))
+
+
+def queue_choices(using: str | None = None) -> list[str]:
+    """Queues to filter by: the default, the tasks' own, those workers read, and those the
+    data holds, including queues no worker reads (the stuck ones)."""
+    from .task import registry
+
+    names = {conf.task_default_queue}
+    names.update(t.queue for t in registry.values() if t.queue)
+    for queues in Worker.objects.using(using or conf.database).values_list("queues", flat=True):
+        names.update(q.strip() for q in queues.split(",") if q.strip())
+    return sorted(names | seen_values("queue", using))
+
+
+def state_choices(using: str | None = None) -> list[str]:
+    """Celery's states and the custom ones (``PROGRESS``) the data holds."""
+    return sorted(set(states.ALL_STATES) | seen_values("state", using))
+
+
 __all__ = ["QueueStats", "queue_stats", "task_stats", "throughput", "estimated_task_count",
-           "alive_workers", "is_alive", "alive_since"]
+           "alive_workers", "is_alive", "alive_since", "seen_values", "name_choices",
+           "queue_choices", "state_choices"]

@@ -20,6 +20,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -28,7 +29,7 @@ from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.views import APIView
 
-from . import permissions, states, stats
+from . import permissions, stats
 from .api.permissions import ModelPermissions
 from .api.views import QueueViewSet, StatsView, TaskViewSet, WorkerViewSet
 from .conf import conf
@@ -46,7 +47,8 @@ def _login_url() -> str:
 def _refuse(request: HttpRequest, reason: str) -> HttpResponse:
     return render(request, "djq/forbidden.html",
                   {"login_url": _login_url(), "next": request.get_full_path(),
-                   "reason": reason, "links": _links()}, status=403)
+                   "reason": reason, "links": _links(),
+                   "time_zone": timezone.get_current_timezone_name()}, status=403)
 
 
 def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -77,21 +79,22 @@ def _links() -> dict[str, str | None]:
     return links
 
 
-def _task_names() -> list[str]:
-    return sorted(name for name in registry if not name.startswith("celery."))
+def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    return render(request, template, {
+        "links": _links(), "time_zone": timezone.get_current_timezone_name(),
+        "can": permissions.allowed_actions(request.user), **context})
 
 
 @staff_only
 def monitor(request: HttpRequest) -> HttpResponse:
     """Workers, queues, charts and a live task table."""
     allowed = [name for name in conf.api_enqueue_allowlist if name in registry]
-    can = permissions.allowed_actions(request.user)
-    return render(request, "djq/monitor.html", {
-        "task_names": _task_names(),
-        "enqueue_names": allowed if can[permissions.ENQUEUE] else [],
-        "can": can,
-        "states": sorted(states.ALL_STATES),
-        "links": _links(),
+    may_send = permissions.allowed(request.user, permissions.ENQUEUE)
+    return _page(request, "djq/monitor.html", {
+        "task_names": stats.name_choices(conf.database),
+        "queue_names": stats.queue_choices(conf.database),
+        "states": stats.state_choices(conf.database),
+        "enqueue_names": allowed if may_send else [],
     })
 
 
@@ -100,8 +103,11 @@ def task_detail(request: HttpRequest, task_id: uuid.UUID) -> HttpResponse:
     """One task, refreshed live, with retry and revoke buttons."""
     task = get_object_or_404(Task.objects.using(conf.database).only("pk", "name", "state"),
                              pk=task_id)
-    return render(request, "djq/task.html", {
-        "task": task, "links": _links(), "can": permissions.allowed_actions(request.user)})
+    try:
+        admin_url: str | None = reverse("admin:djq_task_change", args=[task.pk])
+    except NoReverseMatch:
+        admin_url = None
+    return _page(request, "djq/task.html", {"task": task, "admin_url": admin_url})
 
 
 class MonitorMixin:

@@ -178,3 +178,163 @@ def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None
     for column in ("heartbeat", "done_failed", "load", "queue_list", "started"):
         assert visible(page, f"#result_list th.column-{column}"), column
     assert page.evaluate(NO_OVERFLOW)
+
+
+def test_monitor_follows_the_admin_theme_and_warns_of_stuck_queues(
+        open_as: Any, superuser: Any) -> None:
+    history()
+    make_worker("w1@test", queues="default,reports")
+    make_worker("a-worker-with-a-rather-long-hostname-for-the-table@build-host-42.example.org",
+                queues="default")
+    for _ in range(3):
+        make_task(states.PENDING, queue="orphans")  # no worker reads "orphans"
+    for _ in range(60):
+        make_task(states.SUCCESS)
+    make_task(states.STARTED, name=LONG_NAME, args=[LONG_ARG])
+    page = open_as(superuser, color_scheme="dark")
+    page.goto(f"{page.base}/djq/")
+    page.wait_for_selector('#queues tr[data-queue="orphans"][data-stuck="true"]')
+    warning = page.inner_text('#djq-warnings .djq-warning[data-queue="orphans"]')
+    assert "3 waiting task(s) and no live worker reading it" in warning
+    assert page.locator('#queues tr[data-stuck="true"]').count() == 1
+    page.wait_for_selector("#chart-throughput polyline")
+    page.wait_for_selector('#workers tr[data-alive="true"]')
+
+    # Dark, as the admin is for this browser: the admin's own variables.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 18, 18)", background  # --body-bg in dark_mode.css
+    assert page.evaluate(NO_OVERFLOW), "the monitor scrolls sideways"
+    for selector in ("#workers th:last-child", "#queues th:last-child", "#tasks th:last-child"):
+        assert visible(page, selector), selector
+
+    # The failure-rate chart: a gap for the quiet minutes, volume bars, hover values.
+    assert page.locator('#chart-failures polyline[data-series="failure rate"]').count() >= 2
+    assert page.locator("#chart-failures rect.djq-volume").count() > 10
+    box = page.locator("#chart-failures").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] / 2)
+    tip = page.locator("#chart-failures ~ .djq-tip")
+    tip.wait_for(state="visible")
+    assert "failure rate:" in tip.inner_text() and "finished:" in tip.inner_text()
+    assert tip.inner_text().splitlines()[0].endswith(" UTC")
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2)
+    assert "failure rate: no data" in tip.inner_text()  # inside the quiet gap
+    shot(page, "monitor-dark.png")
+
+    # "Load more" past the first fifty.
+    page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 50")
+    page.click("#tasks-more")
+    page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length > 50")
+    # Running tasks, whatever their state, and a live elapsed time.
+    page.select_option("#task-filters select[name=state]", "running")
+    page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 1")
+    assert page.inner_text("#tasks tbody .djq-runtime").startswith("running ")
+    assert page.evaluate(NO_OVERFLOW)
+
+    page.emulate_media(color_scheme="light")
+    page.select_option("#task-filters select[name=state]", "")
+    page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 50")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "monitor.png")
+
+
+def test_terminate_asks_first(open_as: Any, superuser: Any) -> None:
+    running = make_task(states.STARTED, name=LONG_NAME, args=[LONG_ARG, 7])
+    page = open_as(superuser)
+    page.goto(f"{page.base}/djq/tasks/{running.pk}/")
+    page.wait_for_selector('#djq-task[data-status="started"]')
+    assert page.evaluate(NO_OVERFLOW), "a long name or argument widens the task page"
+    assert page.inner_text("#f-runtime").startswith("running ")
+    assert page.get_attribute("#task-admin-link", "href") == f"/admin/djq/task/{running.pk}/change/"
+    shot(page, "monitor-task.png")
+    questions: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.click("#btn-terminate")
+    page.wait_for_timeout(300)
+    assert questions and "terminate" in questions[0]
+    running.refresh_from_db()
+    assert running.terminate is None and running.state == states.STARTED  # said no
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#btn-terminate")
+    page.wait_for_function(
+        "document.getElementById('action-result').textContent.includes('terminated')")
+    running.refresh_from_db()
+    assert running.terminate == 15
+
+    # The admin's button asks too; the task page there links back to the monitor.
+    other = make_task(states.STARTED)
+    page.goto(f"{page.base}/admin/djq/task/{other.pk}/change/")
+    questions.clear()
+    page.once("dialog", dismiss)
+    page.click("button[name=djq-terminate]")
+    page.wait_for_timeout(300)
+    assert questions and "terminate" in questions[0]
+    other.refresh_from_db()
+    assert other.terminate is None
+    assert page.get_attribute("#djq-monitor-link", "href") == f"/djq/tasks/{other.pk}/"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[name=djq-terminate]")
+    page.wait_for_selector(".messagelist")
+    other.refresh_from_db()
+    assert other.terminate == 15
+
+    # The bulk action shows a confirmation page first.
+    third = make_task(states.STARTED)
+    page.goto(f"{page.base}/admin/djq/task/")
+    page.check(f'input[name=_selected_action][value="{third.pk}"]')
+    page.select_option("select[name=action]", "terminate_tasks")
+    page.click("button[name=index]")
+    page.wait_for_selector("input[name=djq-confirm]")
+    third.refresh_from_db()
+    assert third.terminate is None
+    shot(page, "admin-confirm-terminate.png")
+    page.click("input[name=djq-confirm]")
+    page.wait_for_selector(".messagelist")
+    third.refresh_from_db()
+    assert third.terminate == 15
+
+
+@pytest.mark.parametrize("level", ["none", "view", "change"])
+def test_permission_matrix_in_the_browser(level: str, open_as: Any,
+                                          django_user_model: Any) -> None:
+    perms = {"none": (), "view": ("view_task", "view_worker"),
+             "change": ("view_task", "change_task", "view_worker")}[level]
+    user = django_user_model.objects.create_user(f"staff-{level}", password="pw",
+                                                 is_staff=True)
+    if perms:
+        user = grant(user, *perms)
+    task = make_task(states.FAILURE)
+    page = open_as(user)
+    admin = page.goto(f"{page.base}/admin/djq/task/")
+    monitor = page.goto(f"{page.base}/djq/")
+    if level == "none":
+        assert admin.status == 403 and monitor.status == 403
+        assert "djq.view_task" in page.inner_text("main")
+    else:
+        assert admin.status == 200 and monitor.status == 200
+        page.wait_for_selector(f'#tasks tr[data-id="{task.pk}"]')
+    api = page.evaluate("""async (url) => {
+        const r = await fetch(url, {credentials: 'same-origin'});
+        return [r.status, await r.json()];
+    }""", f"/api/djq/tasks/{task.pk}/")
+    assert api[0] == (403 if level == "none" else 200), api
+    retry = page.evaluate("""async (url) => {
+        const r = await fetch(url, {method: 'POST', credentials: 'same-origin',
+            headers: {'Content-Type': 'application/json',
+                      'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content},
+            body: '{}'});
+        return r.status;
+    }""", f"/djq/data/tasks/{task.pk}/retry/")
+    assert retry == (200 if level == "change" else 403)
+    if level != "none":
+        page.goto(f"{page.base}/djq/tasks/{task.pk}/")
+        page.wait_for_selector("#djq-task[data-state]")
+        assert page.locator("#btn-retry").count() == (1 if level == "change" else 0)
+        assert page.locator("#btn-terminate").count() == 0
+        shot(page, f"permissions-{level}.png")

@@ -137,7 +137,7 @@ class TaskViewSet(DjqAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     pagination_class = TaskPagination
     filter_backends = [FilterBackend, TaskSearchFilter]
     filterset_class = TaskFilter
-    search_fields = ["id", "name"]  # documents ?search= (TaskSearchFilter does the work)
+    search_fields = ["id", "name", "args"]  # documents ?search= (TaskSearchFilter does it)
     lookup_value_regex = _TASK_ID
     djq_actions = {"create": rules.ENQUEUE, "retry": rules.RETRY, "revoke": rules.REVOKE}
 
