@@ -5,8 +5,10 @@ The change list never counts the whole table: an unfiltered list shows the plann
 estimate (``pg_class.reltuples``), a filtered one counts at most
 :attr:`EstimatedCountPaginator.cap` rows and estimates beyond that. Its rows come newest
 first from the ``djq_task_created`` index, without the large JSON columns. The filters'
-choices come from the task registry and the workers table, never from a ``DISTINCT``
-over the tasks. Actions go through :mod:`djq.control`, as the API and the CLI do.
+choices come from the task registry, the workers table and the unfinished and newest
+tasks (:func:`djq.stats.seen_values`), never from a ``DISTINCT`` over the tasks, and are
+the monitor's. Actions go through :mod:`djq.control`, as the API and the CLI do; who may
+take them is :mod:`djq.permissions`, as in the monitor and the API.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from . import control, display, permissions, states, stats
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound
 from .models import Status, Task, Worker
-from .task import registry
 
 if TYPE_CHECKING:
     _TaskAdminBase = admin.ModelAdmin[Task]
@@ -127,11 +128,24 @@ class _ChoiceFilter(admin.SimpleListFilter):
 
 
 class StateFilter(_ChoiceFilter):
+    """Celery's states, the custom ones in the data (``PROGRESS``), and "running": claimed
+    or started, whatever the state says (as the API's ``?running=true``)."""
+
     title = "state"
     parameter_name = field = "state"
+    RUNNING = "running"
 
     def choices_from(self, request: HttpRequest) -> list[str]:
-        return sorted(states.ALL_STATES)
+        return stats.state_choices(conf.database)
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.RUNNING, "running (claimed or started)"),
+                *super().lookups(request, model_admin)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == self.RUNNING:
+            return queryset.filter(status__in=[Status.CLAIMED, Status.STARTED])
+        return super().queryset(request, queryset)
 
 
 class NameFilter(_ChoiceFilter):
@@ -139,7 +153,7 @@ class NameFilter(_ChoiceFilter):
     parameter_name = field = "name"
 
     def choices_from(self, request: HttpRequest) -> list[str]:
-        return [name for name in registry if not name.startswith("celery.")]
+        return stats.name_choices(conf.database)
 
 
 class QueueFilter(_ChoiceFilter):
@@ -147,11 +161,7 @@ class QueueFilter(_ChoiceFilter):
     parameter_name = field = "queue"
 
     def choices_from(self, request: HttpRequest) -> list[str]:
-        names = {conf.task_default_queue}
-        names.update(t.queue for t in registry.values() if t.queue)
-        for queues in Worker.objects.using(conf.database).values_list("queues", flat=True):
-            names.update(q.strip() for q in queues.split(",") if q.strip())
-        return sorted(names)
+        return stats.queue_choices(conf.database)
 
 
 class WorkerFilter(_ChoiceFilter):
