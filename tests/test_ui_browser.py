@@ -338,3 +338,15 @@ def test_permission_matrix_in_the_browser(level: str, open_as: Any,
         assert page.locator("#btn-retry").count() == (1 if level == "change" else 0)
         assert page.locator("#btn-terminate").count() == 0
         shot(page, f"permissions-{level}.png")
+
+
+def test_swagger_ui_runs_offline(open_as: Any, superuser: Any) -> None:
+    page = open_as(superuser)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith(page.base) else None)
+    page.goto(f"{page.base}/api/djq/docs/")
+    page.wait_for_selector(".swagger-ui .opblock-tag")
+    assert page.locator(".opblock").count() >= 7  # every endpoint of the API
+    assert outside == []  # no CDN
+    shot(page, "api-docs.png")

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.static import serve
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import patched_settings
@@ -23,6 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.renderers import TemplateHTMLRenderer
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -361,5 +367,45 @@ class SchemaView(SpectacularAPIView):
                         headers={"Content-Disposition": 'inline; filename="djq-api.yaml"'})
 
 
+def _sidecar_dir() -> Path:
+    import drf_spectacular_sidecar
+
+    return (Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+            / "swagger-ui-dist")
+
+
+#: The Swagger UI files djq serves from drf-spectacular-sidecar (nothing else is served).
+SWAGGER_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js",
+                            "swagger-ui-standalone-preset.js", "favicon-32x32.png"})
+
+
+class DocsView(APIView):
+    """Swagger UI over ``schema/``, served from drf-spectacular-sidecar's files (no CDN,
+    no INSTALLED_APPS entry needed). Who may open it is ``api_permission_classes``."""
+
+    schema = None
+    renderer_classes = [TemplateHTMLRenderer]
+
+    def get_permissions(self) -> list[BasePermission]:
+        return configured_permissions()
+
+    def get(self, request: Request) -> Response:
+        base = request.path[: -len("docs/")]
+        return Response({
+            "schema_url": f"{base}schema/", "root_url": base, "assets": f"{base}docs/assets/",
+            "assets_init": static("djq/swagger-init.js"),
+        }, template_name="djq/api/docs.html")
+
+
+def docs_asset(request: HttpRequest, name: str) -> HttpResponseBase:
+    """One of :data:`SWAGGER_ASSETS`, cached for a day (the sidecar's version is pinned by
+    the install)."""
+    if name not in SWAGGER_ASSETS:
+        raise Http404("No such file")
+    response = serve(request, name, document_root=str(_sidecar_dir()))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 __all__ = ["TaskViewSet", "WorkerViewSet", "QueueViewSet", "StatsView", "SchemaView",
-           "openapi_schema"]
+           "DocsView", "docs_asset", "openapi_schema"]
