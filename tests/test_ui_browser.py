@@ -83,9 +83,10 @@ def superuser(django_user_model: Any) -> Any:
     return django_user_model.objects.create_superuser("ops", password="ops-pw")
 
 
-def shot(page: Any, name: str, full_page: bool = False) -> None:
-    """Screenshots for the README when DJQ_DOCS_SCREENSHOTS=1, else test artifacts."""
-    folder = DOCS if os.environ.get("DJQ_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
+def shot(page: Any, name: str, full_page: bool = False, docs: bool = False) -> None:
+    """A screenshot in test-artifacts/; the README's (``docs=True``) go to docs/ instead
+    when DJQ_DOCS_SCREENSHOTS=1."""
+    folder = DOCS if docs and os.environ.get("DJQ_DOCS_SCREENSHOTS") == "1" else ARTIFACTS
     folder.mkdir(exist_ok=True)
     page.screenshot(path=str(folder / name), full_page=full_page)
 
@@ -143,7 +144,7 @@ def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None
     page = open_as(superuser)
     page.goto(f"{page.base}/admin/djq/task/")
     page.wait_for_selector("#result_list")
-    shot(page, "admin.png")
+    shot(page, "admin.png", docs=True)
     for column in ("created", "runtime", "state_colour", "worker"):
         assert visible(page, f"#result_list th.column-{column}"), column
     assert page.evaluate(NO_OVERFLOW), "the change list scrolls sideways"
@@ -157,7 +158,6 @@ def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None
     page.wait_for_function(
         "([sel, before]) => document.querySelector(sel).textContent !== before",
         arg=[f'tr:has(a[title="{running.pk}"]) .djq-elapsed', first])
-    shot(page, "admin.png")
 
     page.goto(f"{page.base}/admin/djq/task/{long.pk}/change/")
     page.wait_for_selector("text=ValueError: boom")
@@ -170,7 +170,7 @@ def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None
         tools["x"] >= title["x"] + title["width"]
     created_text = page.inner_text(".field-created_at .readonly")
     assert " UTC (" in created_text  # absolute to the second, with its zone, and relative
-    shot(page, "admin-task.png")
+    shot(page, "admin-task.png", docs=True)
 
     page.goto(f"{page.base}/admin/djq/worker/")
     page.wait_for_selector("#result_list")
@@ -218,7 +218,7 @@ def test_monitor_follows_the_admin_theme_and_warns_of_stuck_queues(
     assert tip.inner_text().splitlines()[0].endswith(" UTC")
     page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2)
     assert "failure rate: no data" in tip.inner_text()  # inside the quiet gap
-    shot(page, "monitor-dark.png")
+    shot(page, "monitor-dark.png", docs=True)
 
     # "Load more" past the first fifty.
     page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 50")
@@ -235,7 +235,7 @@ def test_monitor_follows_the_admin_theme_and_warns_of_stuck_queues(
     page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 50")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
     page.evaluate("window.scrollTo(0, 0)")
-    shot(page, "monitor.png")
+    shot(page, "monitor.png", docs=True)
 
 
 def test_terminate_asks_first(open_as: Any, superuser: Any) -> None:
@@ -246,7 +246,7 @@ def test_terminate_asks_first(open_as: Any, superuser: Any) -> None:
     assert page.evaluate(NO_OVERFLOW), "a long name or argument widens the task page"
     assert page.inner_text("#f-runtime").startswith("running ")
     assert page.get_attribute("#task-admin-link", "href") == f"/admin/djq/task/{running.pk}/change/"
-    shot(page, "monitor-task.png")
+    shot(page, "monitor-task.png", docs=True)
     questions: list[str] = []
 
     def dismiss(dialog: Any) -> None:
