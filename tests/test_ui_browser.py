@@ -159,6 +159,12 @@ def test_admin_list_and_task_page_fit_1280(open_as: Any, superuser: Any) -> None
         "([sel, before]) => document.querySelector(sel).textContent !== before",
         arg=[f'tr:has(a[title="{running.pk}"]) .djq-elapsed', first])
 
+    # The short id's copy button copies the full id.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.base)
+    page.click(f'.djq-copy[data-copy="{long.pk}"]')
+    page.wait_for_selector(f'.djq-copy.djq-copied[data-copy="{long.pk}"]')
+    assert page.evaluate("navigator.clipboard.readText()") == str(long.pk)
+
     page.goto(f"{page.base}/admin/djq/task/{long.pk}/change/")
     page.wait_for_selector("text=ValueError: boom")
     assert page.inner_text("#content h1") == "Task"
@@ -230,6 +236,13 @@ def test_monitor_follows_the_admin_theme_and_warns_of_stuck_queues(
     assert page.inner_text("#tasks tbody .djq-runtime").startswith("running ")
     assert page.evaluate(NO_OVERFLOW)
 
+    # The admin's theme toggle works here too, and is shared with the admin.
+    assert page.inner_text(".djq-theme") == "theme: auto"
+    page.click(".djq-theme")  # auto (dark here) -> light
+    assert page.evaluate("localStorage.getItem('theme')") == "light"
+    assert page.inner_text(".djq-theme") == "theme: light"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+    page.evaluate("localStorage.removeItem('theme')")
     page.emulate_media(color_scheme="light")
     page.select_option("#task-filters select[name=state]", "")
     page.wait_for_function("document.querySelectorAll('#tasks tbody tr[data-id]').length === 50")

@@ -269,6 +269,18 @@
     });
   }
 
+  /* The admin's theme toggle (admin/js/theme.js cycles it): say which theme is on. */
+  function themeLabel() {
+    var button = document.querySelector(".djq-theme");
+    if (!button) return;
+    var mode = document.documentElement.dataset.theme || "auto";
+    button.textContent = "theme: " + mode;
+  }
+  new MutationObserver(themeLabel).observe(document.documentElement,
+                                           { attributes: true, attributeFilter: ["data-theme"] });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", themeLabel);
+  else themeLabel();
+
   /* ---- the monitor page ---------------------------------------------------------------- */
   var PAGE = 50, MAX_PAGE = 500;
 
