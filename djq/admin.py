@@ -107,13 +107,22 @@ class TaskChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*_HEAVY_COLUMNS)
 
 
+def _choices(request: HttpRequest) -> dict[str, list[str]]:
+    """:func:`djq.stats.filter_choices`, computed once per request for every filter."""
+    cached: dict[str, list[str]] | None = getattr(request, "_djq_choices", None)
+    if cached is None:
+        cached = stats.filter_choices(conf.database)
+        setattr(request, "_djq_choices", cached)  # noqa: B010 - not an HttpRequest field
+    return cached
+
+
 class _ChoiceFilter(admin.SimpleListFilter):
     """Filter on one column by exact value; the choices are computed cheaply."""
 
     field = ""
 
     def choices_from(self, request: HttpRequest) -> list[str]:
-        raise NotImplementedError
+        return _choices(request)[self.field]
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         values = list(self.choices_from(request))
@@ -135,9 +144,6 @@ class StateFilter(_ChoiceFilter):
     parameter_name = field = "state"
     RUNNING = "running"
 
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        return stats.state_choices(conf.database)
-
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(self.RUNNING, "running (claimed or started)"),
                 *super().lookups(request, model_admin)]
@@ -152,16 +158,10 @@ class NameFilter(_ChoiceFilter):
     title = "task name"
     parameter_name = field = "name"
 
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        return stats.name_choices(conf.database)
-
 
 class QueueFilter(_ChoiceFilter):
     title = "queue"
     parameter_name = field = "queue"
-
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        return stats.queue_choices(conf.database)
 
 
 class WorkerFilter(_ChoiceFilter):
@@ -409,6 +409,7 @@ class TaskAdmin(_TaskAdminBase):
                 "title": "Revoke and terminate tasks" if terminate else "Revoke tasks",
                 "opts": self.opts, "terminate": terminate, "signal": "SIGTERM",
                 "shown": shown, "count": queryset.order_by()[:10_001].count(),
+                "cap": 10_000,
                 "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across") == "1",
                 "action": "terminate_tasks" if terminate else "revoke_tasks",

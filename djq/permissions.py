@@ -4,8 +4,8 @@ the REST API alike.
 Each action needs one of Django's model permissions (:data:`RULES`). Superusers pass.
 Seeing tasks, queues and stats needs ``djq.view_task`` (or ``djq.change_task``, which
 implies it, as in the admin); enqueueing needs ``djq.add_task``; retrying needs
-``djq.change_task``; revoking and terminating need ``djq.revoke_task`` (djq's own);
-seeing workers needs ``djq.view_worker``.
+``djq.change_task``; revoking and terminating need ``djq.revoke_task`` (djq's own) and
+seeing tasks; seeing workers needs ``djq.view_worker``.
 
 The API keeps ``api_permission_classes`` as the outer gate, and the monitor stays
 staff-only; this rule applies behind them. A non-staff user of an owner-scoped API acts
@@ -36,6 +36,10 @@ RULES: dict[str, tuple[str, ...]] = {
 #: Actions a user may take on tasks they own under ``api_owner_scoped``.
 OWN_ACTIONS = frozenset({VIEW_TASKS, ENQUEUE, RETRY, REVOKE, TERMINATE})
 
+#: Actions on a task the user must also be allowed to see (as in the admin, where
+#: change implies view; ``djq.change_task`` already does).
+NEED_VIEW = frozenset({REVOKE, TERMINATE})
+
 
 def allowed(user: Any, action: str, *, own: bool = False) -> bool:
     """Whether ``user`` may take ``action`` (one of :data:`RULES`' keys). ``own``: the
@@ -50,6 +54,8 @@ def allowed(user: Any, action: str, *, own: bool = False) -> bool:
         return False
     if getattr(user, "is_superuser", False):
         return True
+    if action in NEED_VIEW and not allowed(user, VIEW_TASKS):
+        return False
     return any(user.has_perm(permission) for permission in needed)
 
 

@@ -219,47 +219,47 @@ def throughput(minutes: int = 60, using: str | None = None) -> list[dict[str, An
 RECENT_ROWS = 10_000
 
 
-def seen_values(field: str, using: str | None = None) -> set[str]:
-    """Values of ``field`` (``name``, ``queue`` or ``state``) among the unfinished tasks
-    and the :data:`RECENT_ROWS` newest ones: the choices of the admin's and the monitor's
-    filters. Never a ``DISTINCT`` over the table: the unfinished rows come from the
-    status indexes, the newest through ``djq_task_created`` with a LIMIT."""
-    if field not in ("name", "queue", "state"):
-        raise ValueError(f"no choices for {field!r}")
+CHOICE_FIELDS = ("name", "queue", "state")
+
+
+def seen_values(using: str | None = None) -> dict[str, set[str]]:
+    """The names, queues and states (:data:`CHOICE_FIELDS`) among the unfinished tasks
+    and the :data:`RECENT_ROWS` newest ones: what the admin's and the monitor's filters
+    offer beyond the registry. Two queries, never a ``DISTINCT`` over the table: the
+    unfinished rows come from the status indexes, the newest through ``djq_task_created``
+    with a LIMIT."""
     tasks = Task.objects.using(using or conf.database)
-    values = set(tasks.filter(status__in=[broker.WAITING, broker.CLAIMED, broker.STARTED])
-                 .order_by().values_list(field, flat=True).distinct())
-    newest = tasks.order_by("-date_created", "-id").values_list(field, flat=True)
-    values.update(newest[:RECENT_ROWS])
-    return {v for v in values if v}
+    rows = set(tasks.filter(status__in=[broker.WAITING, broker.CLAIMED, broker.STARTED])
+               .order_by().values_list(*CHOICE_FIELDS).distinct())
+    rows.update(tasks.order_by("-date_created", "-id").values_list(*CHOICE_FIELDS)
+                [:RECENT_ROWS])
+    return {field: {row[i] for row in rows if row[i]} for i, field in enumerate(CHOICE_FIELDS)}
 
 
-def name_choices(using: str | None = None) -> list[str]:
-    """Task names to filter by: the registered ones (Celery's built-ins left out) and any
-    seen in the data, registered or not."""
+def filter_choices(using: str | None = None) -> dict[str, list[str]]:
+    """The choices of the task filters, shared by the admin and the monitor:
+
+    - ``name``: the registered task names (Celery's built-ins left out) and any the data
+      holds, registered or not;
+    - ``queue``: the default queue, the tasks' own, those workers read, and those the data
+      holds, including queues no worker reads (the stuck ones);
+    - ``state``: Celery's states and the custom ones (``PROGRESS``) the data holds.
+    """
     from .task import registry
 
+    db = using or conf.database
+    seen = seen_values(db)
     names = {name for name in registry if not name.startswith("celery.")}
-    return sorted(names | seen_values("name", using))
-
-
-def queue_choices(using: str | None = None) -> list[str]:
-    """Queues to filter by: the default, the tasks' own, those workers read, and those the
-    data holds, including queues no worker reads (the stuck ones)."""
-    from .task import registry
-
-    names = {conf.task_default_queue}
-    names.update(t.queue for t in registry.values() if t.queue)
-    for queues in Worker.objects.using(using or conf.database).values_list("queues", flat=True):
-        names.update(q.strip() for q in queues.split(",") if q.strip())
-    return sorted(names | seen_values("queue", using))
-
-
-def state_choices(using: str | None = None) -> list[str]:
-    """Celery's states and the custom ones (``PROGRESS``) the data holds."""
-    return sorted(set(states.ALL_STATES) | seen_values("state", using))
+    queues = {conf.task_default_queue}
+    queues.update(t.queue for t in registry.values() if t.queue)
+    for listed in Worker.objects.using(db).values_list("queues", flat=True):
+        queues.update(q.strip() for q in listed.split(",") if q.strip())
+    return {
+        "name": sorted(names | seen["name"]),
+        "queue": sorted(queues | seen["queue"]),
+        "state": sorted(set(states.ALL_STATES) | seen["state"]),
+    }
 
 
 __all__ = ["QueueStats", "queue_stats", "task_stats", "throughput", "estimated_task_count",
-           "alive_workers", "is_alive", "alive_since", "seen_values", "name_choices",
-           "queue_choices", "state_choices"]
+           "alive_workers", "is_alive", "alive_since", "seen_values", "filter_choices"]

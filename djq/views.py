@@ -90,10 +90,11 @@ def monitor(request: HttpRequest) -> HttpResponse:
     """Workers, queues, charts and a live task table."""
     allowed = [name for name in conf.api_enqueue_allowlist if name in registry]
     may_send = permissions.allowed(request.user, permissions.ENQUEUE)
+    choices = stats.filter_choices(conf.database)  # the admin's filters offer the same
     return _page(request, "djq/monitor.html", {
-        "task_names": stats.name_choices(conf.database),
-        "queue_names": stats.queue_choices(conf.database),
-        "states": stats.state_choices(conf.database),
+        "task_names": choices["name"],
+        "queue_names": choices["queue"],
+        "states": choices["state"],
         "enqueue_names": allowed if may_send else [],
     })
 

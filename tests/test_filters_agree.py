@@ -4,6 +4,7 @@ of names and queues taken from the data without a DISTINCT over the table."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from djq import states, stats
 from tests.rows import make_task, make_worker
@@ -76,9 +78,11 @@ def test_seen_values_reads_a_bounded_number_of_rows(monkeypatch: pytest.MonkeyPa
     for i in range(5):
         make_task(states.SUCCESS, queue=f"old-{i}")
     make_task(states.PENDING, queue="waiting-q")
+    make_task("PROGRESS", queue="busy-q", created=timezone.now() - datetime.timedelta(days=9))
     monkeypatch.setattr(stats, "RECENT_ROWS", 2)
-    seen = stats.seen_values("queue")
-    # The unfinished one, and the two newest rows (the waiting one and old-4): not old-0.
-    assert seen == {"waiting-q", "old-4"}
-    with pytest.raises(ValueError):
-        stats.seen_values("args")
+    with CaptureQueriesContext(connection) as queries:
+        seen = stats.seen_values()
+    assert len(queries) == 2
+    # The unfinished ones (however old), and the two newest rows: not old-0.
+    assert seen["queue"] == {"waiting-q", "busy-q", "old-4"}
+    assert seen["state"] == {states.PENDING, "PROGRESS", states.SUCCESS}

@@ -53,6 +53,11 @@ def test_the_rule(django_user_model: Any) -> None:
     assert permissions.allowed(changer, permissions.RETRY)
     assert not permissions.allowed(changer, permissions.REVOKE)
     assert not permissions.allowed(changer, permissions.TERMINATE)
+    # Revoking a task needs seeing it too (djq.revoke_task alone is not enough).
+    revoker = grant(django_user_model.objects.create_user("r", password="pw", is_staff=True),
+                    "revoke_task")
+    assert not permissions.allowed(revoker, permissions.REVOKE)
+    assert permissions.allowed(grant(revoker, "view_task"), permissions.TERMINATE)
     root = django_user_model.objects.create_superuser("root", password="pw")
     assert all(permissions.allowed(root, action) for action in permissions.RULES)
     root.is_active = False
