@@ -28,7 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.parsers import BaseParser, JSONParser
-from rest_framework.renderers import TemplateHTMLRenderer
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -388,6 +388,13 @@ class DocsView(APIView):
 
     def get_permissions(self) -> list[BasePermission]:
         return configured_permissions()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON, as everywhere in the API, even for a browser asking for HTML.
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return response
 
     def get(self, request: Request) -> Response:
         base = request.path[: -len("docs/")]

@@ -125,4 +125,6 @@ def test_root_links_every_endpoint_and_docs_are_served_locally(staff_api: APICli
     assert staff_api.get(f"{API}docs/assets/..%2Fredoc%2Fbundles%2Fredoc.standalone.js"
                          ).status_code == 404
     assert staff_api.get(f"{API}docs/assets/index.html").status_code == 404
-    assert anon_api.get(f"{API}docs/").status_code == 403  # api_permission_classes
+    refused = anon_api.get(f"{API}docs/", HTTP_ACCEPT="text/html")  # api_permission_classes
+    assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+    assert refused.json() == {"detail": "Authentication credentials were not provided."}
