@@ -127,6 +127,7 @@ def test_monitor(level: str, as_level: Any) -> None:
         html = task_page.content.decode()
         assert ('id="btn-retry"' in html) == (level in ("change", "revoke"))
         assert ('id="btn-terminate"' in html) == (level == "revoke")
+        assert ('id="read-only"' in html) == (level == "view")
     for url in ("/djq/data/tasks/", f"/djq/data/tasks/{done.id}/", "/djq/data/workers/",
                 "/djq/data/queues/", "/djq/data/stats/", "/djq/data/charts/"):
         response = client.get(url)
