@@ -72,6 +72,13 @@ DATABASES = {"default": dj_database_url.parse(database_url(), conn_max_age=60)}
 
 DJQ = {
     "task_track_started": True,
+    # The monitor's "Send a task" form and POST /api/djq/tasks/ offer these.
+    "api_enqueue_allowlist": [
+        "demo_project.demo.tasks.add",
+        "demo_project.demo.tasks.div",
+        "demo_project.demo.tasks.long_task",
+        "demo_project.demo.tasks.fail",
+    ],
 }
 
 LANGUAGE_CODE = "en-us"
@@ -85,6 +92,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"quiet_polling": {"()": "demo_project.logs.QuietPolling"}},
+    "formatters": {"server": {"()": "django.utils.log.ServerFormatter",
+                              "format": "[{server_time}] {message}", "style": "{"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # runserver's request lines, without the monitor's polling (a line a second).
+        "server": {"class": "logging.StreamHandler", "formatter": "server",
+                   "filters": ["quiet_polling"]},
+    },
+    "loggers": {
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
 }

@@ -5,34 +5,41 @@ The change list never counts the whole table: an unfiltered list shows the plann
 estimate (``pg_class.reltuples``), a filtered one counts at most
 :attr:`EstimatedCountPaginator.cap` rows and estimates beyond that. Its rows come newest
 first from the ``djq_task_created`` index, without the large JSON columns. The filters'
-choices come from the task registry and the workers table, never from a ``DISTINCT``
-over the tasks. Actions go through :mod:`djq.control`, as the API and the CLI do.
+choices come from the task registry, the workers table and the unfinished and newest
+tasks (:func:`djq.stats.seen_values`), never from a ``DISTINCT`` over the tasks, and are
+the monitor's. Actions go through :mod:`djq.control`, as the API and the CLI do; who may
+take them is :mod:`djq.permissions`, as in the monitor and the API.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
-from . import control, display, states, stats
+from . import control, display, permissions, states, stats
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound
 from .models import Status, Task, Worker
-from .task import registry
 
 if TYPE_CHECKING:
     _TaskAdminBase = admin.ModelAdmin[Task]
@@ -100,13 +107,22 @@ class TaskChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*_HEAVY_COLUMNS)
 
 
+def _choices(request: HttpRequest) -> dict[str, list[str]]:
+    """:func:`djq.stats.filter_choices`, computed once per request for every filter."""
+    cached: dict[str, list[str]] | None = getattr(request, "_djq_choices", None)
+    if cached is None:
+        cached = stats.filter_choices(conf.database)
+        setattr(request, "_djq_choices", cached)  # noqa: B010 - not an HttpRequest field
+    return cached
+
+
 class _ChoiceFilter(admin.SimpleListFilter):
     """Filter on one column by exact value; the choices are computed cheaply."""
 
     field = ""
 
     def choices_from(self, request: HttpRequest) -> list[str]:
-        raise NotImplementedError
+        return _choices(request)[self.field]
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         values = list(self.choices_from(request))
@@ -121,31 +137,31 @@ class _ChoiceFilter(admin.SimpleListFilter):
 
 
 class StateFilter(_ChoiceFilter):
+    """Celery's states, the custom ones in the data (``PROGRESS``), and "running": claimed
+    or started, whatever the state says (as the API's ``?running=true``)."""
+
     title = "state"
     parameter_name = field = "state"
+    RUNNING = "running"
 
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        return sorted(states.ALL_STATES)
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.RUNNING, "running (claimed or started)"),
+                *super().lookups(request, model_admin)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == self.RUNNING:
+            return queryset.filter(status__in=[Status.CLAIMED, Status.STARTED])
+        return super().queryset(request, queryset)
 
 
 class NameFilter(_ChoiceFilter):
     title = "task name"
     parameter_name = field = "name"
 
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        return [name for name in registry if not name.startswith("celery.")]
-
 
 class QueueFilter(_ChoiceFilter):
     title = "queue"
     parameter_name = field = "queue"
-
-    def choices_from(self, request: HttpRequest) -> list[str]:
-        names = {conf.task_default_queue}
-        names.update(t.queue for t in registry.values() if t.queue)
-        for queues in Worker.objects.using(conf.database).values_list("queues", flat=True):
-            names.update(q.strip() for q in queues.split(",") if q.strip())
-        return sorted(names)
 
 
 class WorkerFilter(_ChoiceFilter):
@@ -158,9 +174,12 @@ class WorkerFilter(_ChoiceFilter):
 
 @admin.register(Task)
 class TaskAdmin(_TaskAdminBase):
-    list_display = ("task_id", "name", "state_colour", "queue", "worker", "retries", "created",
-                    "started", "finished", "runtime")
-    list_display_links = ("task_id",)
+    # Fits 1280 px beside the admin's sidebar and the filters: a short id (the full one on
+    # hover, with a copy button), created as a relative time and the runtime (started and
+    # finished on hover); long names wrap.
+    list_display = ("short_id", "task_name", "state_colour", "queue", "worker", "created",
+                    "runtime")
+    list_display_links = None  # short_id links to the task itself
     # Only the order an index serves: sorting a million rows by another column would not
     # open "in well under a second".
     sortable_by = ("created",)
@@ -176,52 +195,102 @@ class TaskAdmin(_TaskAdminBase):
     actions = ("retry_tasks", "revoke_tasks", "terminate_tasks")
     change_form_template = "djq/admin_task_change_form.html"
     fieldsets = (
-        (None, {"fields": ("id", "name", "state_colour", "status", "queue", "priority",
-                           "worker", "retries", "owner")}),
+        (None, {"fields": ("id", "task_name", "state_colour", "status", "queue", "priority",
+                           "worker", "retries", "owner_name")}),
         ("Arguments", {"fields": ("args_pretty", "kwargs_pretty")}),
         ("Result", {"fields": ("progress_bar", "result_pretty", "traceback_pretty")}),
-        ("Timing", {"fields": ("date_created", "eta", "expires", "date_claimed",
-                               "date_started", "date_done", "runtime")}),
+        ("Timing", {"fields": ("created_at", "eta_at", "expires_at", "claimed_at",
+                               "started_at", "done_at", "runtime")}),
         ("Workflow", {"classes": ("collapse",),
                       "fields": ("parent_id", "root_id", "group_id", "options_pretty")}),
     )
     readonly_fields = (
-        "id", "name", "state_colour", "status", "queue", "priority", "worker", "retries",
-        "owner", "args_pretty", "kwargs_pretty", "progress_bar", "result_pretty",
-        "traceback_pretty", "date_created", "eta", "expires", "date_claimed", "date_started",
-        "date_done", "runtime", "parent_id", "root_id", "group_id", "options_pretty",
+        "id", "task_name", "state_colour", "status", "queue", "priority", "worker", "retries",
+        "owner_name", "args_pretty", "kwargs_pretty", "progress_bar", "result_pretty",
+        "traceback_pretty", "created_at", "eta_at", "expires_at", "claimed_at", "started_at",
+        "done_at", "runtime", "parent_id", "root_id", "group_id", "options_pretty",
     )
+
+    class Media:
+        css = {"all": ["djq/admin.css"]}
+        js = ["djq/time.js", "djq/admin.js"]
 
     # -- columns and fields --------------------------------------------------------------
     @admin.display(description="id", ordering="pk")
-    def task_id(self, obj: Task) -> SafeString:
-        return format_html('<span style="font-family:monospace;white-space:nowrap">{}</span>',
-                           obj.pk)
+    def short_id(self, obj: Task) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:djq_task_change", args=[obj.pk])
+        return format_html(
+            '<span class="djq-id"><a href="{}" title="{}">{}</a>'
+            '<button type="button" class="djq-copy" data-copy="{}" title="Copy the full id"'
+            ' aria-label="Copy the full id"></button></span>',
+            url, obj.pk, str(obj.pk)[:8], obj.pk)
+
+    @admin.display(description="name", ordering="name")
+    def task_name(self, obj: Task) -> SafeString:
+        return format_html('<span class="djq-wrap">{}</span>', _breakable(obj.name))
 
     @admin.display(description="created", ordering="date_created")
     def created(self, obj: Task) -> SafeString | str:
         return _when(obj.date_created)
 
+    @admin.display(description="created")
+    def created_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_created, both=True)
+
+    @admin.display(description="eta")
+    def eta_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.eta, both=True)
+
+    @admin.display(description="expires")
+    def expires_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.expires, both=True)
+
+    @admin.display(description="claimed")
+    def claimed_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_claimed, both=True)
+
     @admin.display(description="started")
-    def started(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_started)
+    def started_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_started, both=True)
 
     @admin.display(description="finished")
-    def finished(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_done)
+    def done_at(self, obj: Task) -> SafeString | str:
+        return _when(obj.date_done, both=True)
+
+    @admin.display(description="owner")
+    def owner_name(self, obj: Task) -> str:
+        """The user who enqueued it through the API, by username (``owner`` keeps the pk)."""
+        if not obj.owner:
+            return "-"
+        User = get_user_model()
+        try:
+            name = User.objects.filter(pk=obj.owner).values_list(
+                User.USERNAME_FIELD, flat=True).first()
+        except (ValueError, TypeError, DjangoValidationError):
+            name = None
+        return f"{name} (#{obj.owner})" if name else f"user #{obj.owner} (deleted)"
 
     @admin.display(description="state", ordering="state")
     def state_colour(self, obj: Task) -> SafeString:
+        if obj.retries:
+            return format_html('{}<br><small class="djq-retries">retry {}</small>',
+                               state_badge(obj.state), obj.retries)
         return state_badge(obj.state)
 
     @admin.display(description="runtime")
-    def runtime(self, obj: Task) -> str:
+    def runtime(self, obj: Task) -> SafeString | str:
+        hover = "\n".join(f"{label} {_absolute(value)}" for label, value in (
+            ("started", obj.date_started), ("finished", obj.date_done)) if value is not None)
         seconds = display.runtime(obj.date_started, obj.date_done)
         if seconds is None:
             if obj.date_started is not None and obj.status != Status.DONE:
-                return f"running {display.runtime(obj.date_started, timezone.now()):.1f}s"
+                elapsed = display.runtime(obj.date_started, timezone.now())
+                return format_html(
+                    '<span class="djq-elapsed" data-since="{}" title="{}">running {}</span>',
+                    obj.date_started.isoformat(), hover, display.duration(elapsed))
             return "-"
-        return f"{seconds:.3f}s"
+        return format_html('<span class="djq-runtime" title="{}">{}</span>', hover,
+                           display.duration(seconds))
 
     @admin.display(description="args")
     def args_pretty(self, obj: Task) -> SafeString:
@@ -252,7 +321,16 @@ class TaskAdmin(_TaskAdminBase):
                            'style="width:20em"></progress> {}%', f"{percent:.1f}",
                            f"{percent:.0f}")
 
-    # -- what may be done -----------------------------------------------------------------
+    # -- what may be done: djq.permissions, as in the monitor and the API ------------------
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.VIEW_TASKS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.RETRY)
+
+    def has_revoke_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.REVOKE)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks are sent by code, the API or the monitor
 
@@ -261,6 +339,10 @@ class TaskAdmin(_TaskAdminBase):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        return super().changelist_view(request, {"title": "Tasks", **(extra_context or {})})
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Task],
                            search_term: str) -> tuple[QuerySet[Task], bool]:
@@ -278,7 +360,8 @@ class TaskAdmin(_TaskAdminBase):
                         ) -> HttpResponse:
         if request.method == "POST":
             raise PermissionDenied  # every field is read-only; actions have their own URLs
-        context = {**(extra_context or {}), "show_save": False,
+        context = {**(extra_context or {}), "title": "Task", "show_save": False,
+                   "has_revoke_permission": self.has_revoke_permission(request),
                    "show_save_and_continue": False, "show_save_and_add_another": False,
                    "show_delete": False}
         return super().changeform_view(request, object_id, form_url, context)
@@ -307,25 +390,42 @@ class TaskAdmin(_TaskAdminBase):
             message += f" {skipped} not finished yet, left alone."
         self.message_user(request, message, messages.SUCCESS if retried else messages.WARNING)
 
-    @admin.action(description="Revoke selected tasks", permissions=["change"])
-    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._revoke(request, queryset, terminate=False)
+    @admin.action(description="Revoke selected tasks", permissions=["revoke"])
+    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[Task]
+                     ) -> TemplateResponse | None:
+        return self._revoke(request, queryset, terminate=False)
 
-    @admin.action(description="Revoke and terminate selected tasks", permissions=["change"])
-    def terminate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
-        self._revoke(request, queryset, terminate=True)
+    @admin.action(description="Revoke and terminate selected tasks", permissions=["revoke"])
+    def terminate_tasks(self, request: HttpRequest, queryset: QuerySet[Task]
+                        ) -> TemplateResponse | None:
+        return self._revoke(request, queryset, terminate=True)
 
-    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool) -> None:
+    def _revoke(self, request: HttpRequest, queryset: QuerySet[Task], terminate: bool
+                ) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":  # ask first, as Django's delete action does
+            shown = list(queryset.only("pk", "name", "state")[:20])
+            return TemplateResponse(request, "djq/admin_confirm_revoke.html", {
+                **self.admin_site.each_context(request),
+                "title": "Revoke and terminate tasks" if terminate else "Revoke tasks",
+                "opts": self.opts, "terminate": terminate, "signal": "SIGTERM",
+                "shown": shown, "count": queryset.order_by()[:10_001].count(),
+                "cap": 10_000,
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across") == "1",
+                "action": "terminate_tasks" if terminate else "revoke_tasks",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            })
         outcomes: dict[str, int] = {}
         for pk in queryset.values_list("pk", flat=True):
             outcome = control.revoke(pk, terminate=terminate, using=conf.database)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         self.message_user(request, _revoke_message(outcomes),
                           messages.SUCCESS if _affected(outcomes) else messages.WARNING)
+        return None
 
     # -- buttons on the detail page ------------------------------------------------------
-    def _task_for_action(self, request: HttpRequest, object_id: str) -> Task:
-        if not self.has_change_permission(request):
+    def _task_for_action(self, request: HttpRequest, object_id: str, action: str) -> Task:
+        if not permissions.allowed(request.user, action):
             raise PermissionDenied
         try:
             uuid.UUID(object_id)
@@ -340,7 +440,7 @@ class TaskAdmin(_TaskAdminBase):
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
-        task = self._task_for_action(request, object_id)
+        task = self._task_for_action(request, object_id, permissions.RETRY)
         try:
             control.retry(task.pk, using=conf.database)
         except TaskNotFinished:
@@ -355,8 +455,9 @@ class TaskAdmin(_TaskAdminBase):
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponse(status=405, headers={"Allow": "POST"})
-        task = self._task_for_action(request, object_id)
         terminate = request.POST.get("terminate") in ("1", "true", "on")
+        task = self._task_for_action(
+            request, object_id, permissions.TERMINATE if terminate else permissions.REVOKE)
         outcome = control.revoke(task.pk, terminate=terminate, using=conf.database)
         self.message_user(request, _revoke_message({outcome: 1}),
                           messages.SUCCESS if _affected({outcome: 1}) else messages.WARNING)
@@ -381,16 +482,32 @@ def _revoke_message(outcomes: dict[str, int]) -> str:
     return " ".join(parts)
 
 
-def _when(value: Any) -> SafeString | str:
+def _absolute(value: datetime.datetime) -> str:
+    """"2026-12-04 14:43:42 UTC": the time in the current zone, to the second."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _when(value: datetime.datetime | None, both: bool = False) -> SafeString | str:
+    """One time policy (``djq/static/djq/time.js``): the script shows it relative ("3 min
+    ago"; with ``both``, the absolute time too) with the absolute time and zone on hover;
+    without the script, the absolute time."""
     if value is None:
         return "-"
-    return format_html('<span style="white-space:nowrap">{}</span>',
-                       timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"))
+    return format_html('<time class="djq-time" datetime="{}" data-tz="{}" title="{}" '
+                       'data-style="{}">{}</time>',
+                       value.isoformat(), timezone.get_current_timezone_name(),
+                       _absolute(value), "both" if both else "relative", _absolute(value))
+
+
+def _breakable(text: str) -> SafeString:
+    """``text`` escaped, with line-break opportunities after dots and underscores, so a
+    long dotted task name wraps between its parts."""
+    return mark_safe(  # noqa: S308 - escaped first; only <wbr> is added
+        escape(text).replace(".", ".<wbr>").replace("_", "_<wbr>"))
 
 
 def _pre(text: str) -> SafeString:
-    return format_html('<pre style="white-space:pre-wrap;margin:0;max-height:30em;'
-                       'overflow:auto">{}</pre>', text)
+    return format_html('<pre class="djq-pre">{}</pre>', text)
 
 
 class AliveFilter(admin.SimpleListFilter):
@@ -411,19 +528,83 @@ class AliveFilter(admin.SimpleListFilter):
 
 @admin.register(Worker)
 class WorkerAdmin(_WorkerAdminBase):
-    list_display = ("hostname", "pid", "alive", "last_heartbeat", "pool", "concurrency",
-                    "processed", "failed", "active", "loadavg", "queues", "started_at",
-                    "stopped_at")
+    # Fits 1280 px: long hostnames and queue lists wrap; times are relative (absolute on
+    # hover).
+    list_display = ("worker_name", "heartbeat", "pool_size", "active", "done_failed", "load",
+                    "queue_list", "started")
+    sortable_by = ("worker_name", "heartbeat", "started")
+    list_display_links = None  # worker_name links to the worker
     list_filter = (AliveFilter, "pool")
     search_fields = ("hostname", "queues")
     ordering = (F("stopped_at").desc(nulls_first=True), "-last_heartbeat")
-    readonly_fields = ("hostname", "pid", "pool", "concurrency", "queues", "started_at",
-                       "last_heartbeat", "stopped_at", "processed", "failed", "active",
-                       "loadavg", "sw_ver")
+    fields = readonly_fields = (
+        "hostname", "pid", "pool", "concurrency", "queues", "started_at_full",
+        "heartbeat_full", "stopped_at_full", "processed", "failed", "active", "loadavg",
+        "sw_ver")
+
+    @admin.display(description="started")
+    def started_at_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.started_at, both=True)
+
+    @admin.display(description="last heartbeat")
+    def heartbeat_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.last_heartbeat, both=True)
+
+    @admin.display(description="stopped")
+    def stopped_at_full(self, obj: Worker) -> SafeString | str:
+        return _when(obj.stopped_at, both=True)
+
+    class Media:
+        css = {"all": ["djq/admin.css"]}
+        js = ["djq/time.js"]
 
     @admin.display(description="alive", boolean=True)
     def alive(self, obj: Worker) -> bool:
         return stats.is_alive(obj)
+
+    @admin.display(description="hostname", ordering="hostname")
+    def worker_name(self, obj: Worker) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:djq_worker_change", args=[obj.pk])
+        return format_html('<a class="djq-wrap" href="{}">{}</a><br><small>pid {}</small>',
+                           url, obj.hostname, obj.pid)
+
+    @admin.display(description="heartbeat", ordering="last_heartbeat")
+    def heartbeat(self, obj: Worker) -> SafeString | str:
+        alive = stats.is_alive(obj)
+        return format_html('<span class="djq-dot{}" title="{}"></span>{}',
+                           " djq-up" if alive else "", "alive" if alive else "not alive",
+                           _when(obj.last_heartbeat))
+
+    @admin.display(description="done / failed")
+    def done_failed(self, obj: Worker) -> str:
+        return f"{obj.processed} / {obj.failed}"
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj: Worker) -> SafeString | str:
+        text = _when(obj.started_at)
+        if obj.stopped_at is not None:
+            return format_html("{}<br><small>stopped {}</small>", text, _when(obj.stopped_at))
+        return text
+
+    @admin.display(description="pool")
+    def pool_size(self, obj: Worker) -> str:
+        return f"{obj.pool} × {obj.concurrency}"
+
+    @admin.display(description="load")
+    def load(self, obj: Worker) -> SafeString | str:
+        """The 1-minute load average; all three on hover."""
+        figures = obj.loadavg.replace(",", " ").split()
+        if not figures:
+            return "-"
+        return format_html('<span title="load average (1, 5, 15 min): {}">{}</span>',
+                           " ".join(figures), figures[0])
+
+    @admin.display(description="queues")
+    def queue_list(self, obj: Worker) -> SafeString:
+        return format_html('<span class="djq-wrap">{}</span>', obj.queues.replace(",", ", "))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.allowed(request.user, permissions.VIEW_WORKERS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

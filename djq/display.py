@@ -82,4 +82,23 @@ def runtime(date_started: datetime.datetime | None,
     return max(0.0, (date_done - date_started).total_seconds())
 
 
-__all__ = ["jsonable", "decoded", "pretty", "progress", "runtime"]
+def duration(seconds: float | None) -> str:
+    """Seconds for people, as the monitor's script writes them (``djq/static/djq/time.js``):
+    "240 ms", "2.50 s", "14.2 s", "3 min 5 s", "2 h 10 min", "3 d 4 h"."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {(s % 3600) // 60} min"
+    return f"{s // 86400} d {(s % 86400) // 3600} h"
+
+
+__all__ = ["jsonable", "decoded", "pretty", "progress", "runtime", "duration"]

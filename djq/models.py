@@ -60,6 +60,9 @@ class Task(models.Model):
 
     class Meta:
         db_table = "djq_task"
+        # view, add and change are Django's; revoking (and terminating) is djq's own
+        # (djq.permissions).
+        permissions = [("revoke_task", "Can revoke and terminate tasks")]
         indexes = [
             models.Index(
                 fields=["queue", "-priority", "run_at"],

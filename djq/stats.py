@@ -179,7 +179,8 @@ def task_stats(owner: str | None = None, using: str | None = None) -> dict[str, 
 
 def throughput(minutes: int = 60, using: str | None = None) -> list[dict[str, Any]]:
     """Per minute over the last ``minutes`` (oldest first, every minute present):
-    tasks enqueued, finished, succeeded and failed, and the failure rate (0..1)."""
+    tasks enqueued, finished, succeeded and failed, and the failure rate (0..1; None for a
+    minute in which nothing finished)."""
     db = using or conf.database
     minutes = max(1, min(int(minutes), 24 * 60))
     end = timezone.now().replace(second=0, microsecond=0)
@@ -208,10 +209,57 @@ def throughput(minutes: int = 60, using: str | None = None) -> list[dict[str, An
             "processed": processed,
             "succeeded": int(d.get("ok") or 0),
             "failed": failed,
-            "failure_rate": round(failed / processed, 4) if processed else 0.0,
+            # No finished task that minute: no rate (a gap in the chart), not 0%.
+            "failure_rate": round(failed / processed, 4) if processed else None,
         })
     return series
 
 
+#: How many of the newest tasks :func:`seen_values` reads (through the created index).
+RECENT_ROWS = 10_000
+
+
+CHOICE_FIELDS = ("name", "queue", "state")
+
+
+def seen_values(using: str | None = None) -> dict[str, set[str]]:
+    """The names, queues and states (:data:`CHOICE_FIELDS`) among the unfinished tasks
+    and the :data:`RECENT_ROWS` newest ones: what the admin's and the monitor's filters
+    offer beyond the registry. Two queries, never a ``DISTINCT`` over the table: the
+    unfinished rows come from the status indexes, the newest through ``djq_task_created``
+    with a LIMIT."""
+    tasks = Task.objects.using(using or conf.database)
+    rows = set(tasks.filter(status__in=[broker.WAITING, broker.CLAIMED, broker.STARTED])
+               .order_by().values_list(*CHOICE_FIELDS).distinct())
+    rows.update(tasks.order_by("-date_created", "-id").values_list(*CHOICE_FIELDS)
+                [:RECENT_ROWS])
+    return {field: {row[i] for row in rows if row[i]} for i, field in enumerate(CHOICE_FIELDS)}
+
+
+def filter_choices(using: str | None = None) -> dict[str, list[str]]:
+    """The choices of the task filters, shared by the admin and the monitor:
+
+    - ``name``: the registered task names (Celery's built-ins left out) and any the data
+      holds, registered or not;
+    - ``queue``: the default queue, the tasks' own, those workers read, and those the data
+      holds, including queues no worker reads (the stuck ones);
+    - ``state``: Celery's states and the custom ones (``PROGRESS``) the data holds.
+    """
+    from .task import registry
+
+    db = using or conf.database
+    seen = seen_values(db)
+    names = {name for name in registry if not name.startswith("celery.")}
+    queues = {conf.task_default_queue}
+    queues.update(t.queue for t in registry.values() if t.queue)
+    for listed in Worker.objects.using(db).values_list("queues", flat=True):
+        queues.update(q.strip() for q in listed.split(",") if q.strip())
+    return {
+        "name": sorted(names | seen["name"]),
+        "queue": sorted(queues | seen["queue"]),
+        "state": sorted(set(states.ALL_STATES) | seen["state"]),
+    }
+
+
 __all__ = ["QueueStats", "queue_stats", "task_stats", "throughput", "estimated_task_count",
-           "alive_workers", "is_alive", "alive_since"]
+           "alive_workers", "is_alive", "alive_since", "seen_values", "filter_choices"]

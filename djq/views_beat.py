@@ -14,7 +14,8 @@ from django.utils import timezone
 from .beat.models import PeriodicRun, PeriodicTask
 from .conf import conf
 from .models import Task
-from .views import _links, staff_only
+from . import permissions
+from .views import _links, _refuse, staff_only
 
 #: Rows on the page: the soonest upcoming runs (read through the djq_periodic_due index).
 LIMIT = 50
@@ -29,6 +30,8 @@ def _admin_url(pk: int) -> str | None:
 
 @staff_only
 def periodic(request: HttpRequest) -> HttpResponse:
+    if not permissions.allowed(request.user, permissions.VIEW_SCHEDULES):
+        return _refuse(request, permissions.needed(permissions.VIEW_SCHEDULES))
     db = conf.database
     now = timezone.now()
     upcoming = list(PeriodicTask.objects.using(db).filter(enabled=True,

@@ -62,3 +62,19 @@ def make_worker(hostname: str = "w1@test", alive: bool = True, **fields: Any) ->
     }
     values.update(fields)
     return Worker.objects.create(**values)
+
+
+#: Every permission djq's own rules ask for (djq.permissions.RULES).
+ALL_DJQ_PERMISSIONS = ("view_task", "add_task", "change_task", "revoke_task", "view_worker")
+
+
+def grant(user: Any, *codenames: str) -> Any:
+    """Give ``user`` djq's permissions by codename (``"view_task"``); returns the user
+    reloaded, since Django caches permissions on the instance."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="djq", codename__in=codenames))
+    assert user.user_permissions.filter(codename__in=codenames).count() == len(codenames)
+    return get_user_model().objects.get(pk=user.pk)

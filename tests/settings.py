@@ -42,6 +42,7 @@ DJQ = {
     "task_track_started": False,
     "worker_heartbeat_interval": 0.5,
     "worker_lease": 4.0,
+    "api_enqueue_allowlist": [],  # the demo's list is the demo's; tests set their own
     **json.loads(os.environ.get("DJQ_TEST_OVERRIDES") or "{}"),
 }
 

@@ -101,8 +101,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def log_in(base: str, password: str) -> str:
-    """Log into the admin as ``admin``; returns the page the login lands on."""
+def log_in(base: str, password: str) -> tuple[str, Any]:
+    """Log into the admin as ``admin``; returns the page the login lands on and the
+    signed-in opener."""
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     login = f"{base}/admin/login/?next=/admin/"
@@ -116,20 +117,35 @@ def log_in(base: str, password: str) -> str:
         assert page.status == 200
         assert page.geturl() == f"{base}/admin/"
         body: str = page.read().decode()
-        return body
+        return body, opener
 
 
 @pytest.mark.parametrize("ctrl_c", ["process", "group"])
 def test_demo_runs_everything_and_ctrl_c_stops_it(demo: Demo, ctrl_c: str) -> None:
     password = demo.find(r"Admin password: (\S+)")
-    base = demo.find(r"Admin: (http://\S+)/admin/")
+    base = demo.find(r"Admin:\s+(http://\S+)/admin/")
     assert base == f"http://127.0.0.1:{demo.port}"
+    assert demo.find(r"Monitor:\s+(http://\S+)") == f"{base}/djq/"
+    assert demo.find(r"API:\s+(http://\S+)") == f"{base}/api/djq/"
     add_id = demo.find(r"add\(2, 3\)\s+([0-9a-f-]{36})")
     demo.find(r"(Press Ctrl-C to stop\.)")
     for call in ("div(1, 0)", "long_task(20, 0.5)", "fail()"):
         assert re.search(re.escape(call) + r"\s+[0-9a-f-]{36}", demo.output())
 
-    assert "Site administration" in log_in(base, password)
+    home, opener = log_in(base, password)
+    assert "Site administration" in home
+    # The monitor, with the demo's allow-listed tasks in its "Send a task" form; the
+    # admin's "View site" leads there; its polling stays out of the log.
+    with opener.open(f"{base}/", timeout=10) as page:
+        assert page.geturl() == f"{base}/djq/"
+        assert '<option>demo_project.demo.tasks.add</option>' in page.read().decode()
+    for _ in range(3):
+        with opener.open(f"{base}/djq/data/stats/", timeout=10) as page:
+            assert page.status == 200
+    with opener.open(f"{base}/api/djq/", timeout=10) as page:
+        assert page.status == 200
+    wait_for(lambda: "GET /api/djq/ HTTP" in demo.output(), 10, message="the API request logged")
+    assert "/djq/data/" not in demo.output()
     result = AsyncResult(add_id)
     assert result.get(timeout=30) == 5
     assert result.state == states.SUCCESS

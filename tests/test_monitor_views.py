@@ -11,14 +11,15 @@ from django.test import Client
 from django.utils import timezone
 
 from djq import states
-from tests.rows import make_task
+from tests.rows import ALL_DJQ_PERMISSIONS, grant, make_task
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff(client: Client, django_user_model: Any) -> Client:
-    client.force_login(django_user_model.objects.create_user("s", password="pw", is_staff=True))
+    user = django_user_model.objects.create_user("s", password="pw", is_staff=True)
+    client.force_login(grant(user, *ALL_DJQ_PERMISSIONS))
     return client
 
 
@@ -31,7 +32,9 @@ def test_anonymous_users_are_sent_to_sign_in(client: Client) -> None:
 
 def test_non_staff_users_are_refused(client: Client, django_user_model: Any,
                                      settings: Any) -> None:
-    client.force_login(django_user_model.objects.create_user("u", password="pw"))
+    # Not staff, though allowed to view tasks: the monitor stays staff-only.
+    client.force_login(grant(django_user_model.objects.create_user("u", password="pw"),
+                             "view_task", "view_worker"))
     task = make_task()
     for url in ("/djq/", f"/djq/tasks/{task.id}/"):
         response = client.get(url)
@@ -72,7 +75,9 @@ def test_chart_data(staff: Client) -> None:
     series = body["series"]
     assert sum(p["processed"] for p in series) == 3
     assert sum(p["failed"] for p in series) == 1
-    assert max(p["failure_rate"] for p in series) == 0.5
+    assert max(p["failure_rate"] or 0 for p in series) == 0.5
+    # A minute in which nothing finished has no failure rate (a gap), not 0%.
+    assert [p["failure_rate"] for p in series].count(None) == 8
     assert all(set(p) == {"minute", "enqueued", "processed", "succeeded", "failed",
                           "failure_rate"} for p in series)
     assert staff.get("/djq/data/charts/?minutes=banana").json()["minutes"] == 60

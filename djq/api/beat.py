@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
+from .. import permissions as rules
 from .. import schedules
 from ..beat.models import (
     MAX_EXPIRES, ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
@@ -208,6 +209,12 @@ class PeriodicTaskViewSet(DjqAPIMixin, viewsets.ModelViewSet[PeriodicTask]):
     serializer_class = PeriodicTaskSerializer
     pagination_class = PeriodicTaskPagination
     lookup_value_regex = "[0-9]{1,18}"
+    djq_actions = {"create": rules.ADD_SCHEDULE, "update": rules.CHANGE_SCHEDULE,
+                   "partial_update": rules.CHANGE_SCHEDULE,
+                   "destroy": rules.DELETE_SCHEDULE, "run": rules.RUN_SCHEDULE}
+
+    def djq_action(self, request: Request) -> str | None:
+        return self.djq_actions.get(str(getattr(self, "action", None)), rules.VIEW_SCHEDULES)
 
     def get_queryset(self) -> QuerySet[PeriodicTask]:
         return PeriodicTask.objects.using(_db()).select_related("interval", "crontab",

@@ -8,14 +8,14 @@ from typing import Any
 
 import django_filters  # type: ignore[import-untyped]
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.template import TemplateDoesNotExist
 from django_filters.fields import IsoDateTimeField  # type: ignore[import-untyped]
 from django_filters.rest_framework import DjangoFilterBackend  # type: ignore[import-untyped]
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 
-from ..models import Task
+from ..models import Status, Task
 
 
 class UTCIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
@@ -37,9 +37,13 @@ class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):  # type: ignore[mi
 
 
 class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]
-    """``?state=&name=&queue=&worker=&created_after=&created_before=`` (ISO 8601)."""
+    """``?state=&running=&name=&queue=&worker=&created_after=&created_before=``."""
 
     state = django_filters.CharFilter(help_text="Exact state, e.g. SUCCESS or PROGRESS.")
+    running = django_filters.BooleanFilter(
+        method="filter_running",
+        help_text="true: claimed by a worker or running, whatever the state (custom states "
+                  "such as PROGRESS included); false: every other task.")
     name = django_filters.CharFilter(help_text="Exact registered task name.")
     queue = django_filters.CharFilter(help_text="Exact queue name.")
     worker = django_filters.CharFilter(help_text="Hostname of the worker that ran it.")
@@ -52,7 +56,15 @@ class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]
 
     class Meta:
         model = Task
-        fields = ["state", "name", "queue", "worker", "created_after", "created_before"]
+        fields = ["state", "running", "name", "queue", "worker", "created_after",
+                  "created_before"]
+
+    def filter_running(self, queryset: QuerySet[Any], name: str, value: bool | None
+                       ) -> QuerySet[Any]:
+        if value is None:
+            return queryset
+        running = Q(status__in=[Status.CLAIMED, Status.STARTED])
+        return queryset.filter(running) if value else queryset.exclude(running)
 
 
 class FilterBackend(DjangoFilterBackend):  # type: ignore[misc]
@@ -67,9 +79,10 @@ class FilterBackend(DjangoFilterBackend):  # type: ignore[misc]
 
 
 class TaskSearchFilter(SearchFilter):
-    """``?search=``: a task id finds that task; any other text matches task names."""
+    """``?search=``: a task id finds that task; any other text matches task names and
+    arguments, as the admin's search does."""
 
-    search_description = "A task id, or part of a task name."
+    search_description = "A task id, or text in the task name or its arguments."
 
     def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any
                         ) -> QuerySet[Any]:
@@ -79,7 +92,7 @@ class TaskSearchFilter(SearchFilter):
         try:
             return queryset.filter(pk=uuid.UUID(term))
         except ValueError:
-            return queryset.filter(name__icontains=term)
+            return queryset.filter(Q(name__icontains=term) | Q(args__icontains=term))
 
 
 __all__ = ["TaskFilter", "TaskSearchFilter", "FilterBackend"]

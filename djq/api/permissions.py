@@ -1,5 +1,7 @@
-"""Who may use the API: ``api_permission_classes`` (dotted paths, staff only by default),
-and ``api_owner_scoped`` (non-staff users see and act only on tasks they enqueued)."""
+"""Who may use the API: ``api_permission_classes`` (dotted paths, staff only by default)
+is the outer gate; behind it, :class:`ModelPermissions` asks :func:`djq.permissions.allowed`
+for the view's action (Django's model permissions); ``api_owner_scoped`` keeps non-staff
+users to the tasks they enqueued, which they may act on without model permissions."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from django.utils.module_loading import import_string
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from .. import permissions
 from ..conf import conf
 
 
@@ -41,4 +44,28 @@ def scope_owner(request: Request) -> str | None:
     return owner_of(request) or ""
 
 
-__all__ = ["configured_permissions", "owner_of", "scope_owner"]
+class ModelPermissions(BasePermission):
+    """:func:`djq.permissions.allowed` for the action the view takes: the view's
+    ``djq_action(request)`` names it (None: nothing beyond the outer gate)."""
+
+    message = "You do not have permission to perform this action."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        action = view.djq_action(request) if hasattr(view, "djq_action") else None
+        if action is None:
+            return True
+        if permissions.allowed(request.user, action, own=scope_owner(request) is not None):
+            return True
+        self.message = f"You need the {permissions.needed(action)} permission."
+        return False
+
+
+def check(request: Request, view: Any, action: str) -> None:
+    """Refuse the request (403, JSON) unless its user may take ``action``; for a choice
+    made in the payload, such as ``terminate``."""
+    if not permissions.allowed(request.user, action, own=scope_owner(request) is not None):
+        view.permission_denied(request, message=f"You need the {permissions.needed(action)} "
+                                                "permission.")
+
+
+__all__ = ["configured_permissions", "owner_of", "scope_owner", "ModelPermissions", "check"]

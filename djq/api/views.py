@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -13,7 +14,11 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.static import serve
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.settings import patched_settings
@@ -24,6 +29,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,13 +39,14 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from .. import control, stats
+from .. import permissions as rules
 from ..conf import conf
 from ..exceptions import EncodeError, TaskNotFinished, TaskNotFound
 from ..models import Task, Worker
 from ..task import registry
 from .filters import FilterBackend, TaskFilter, TaskSearchFilter
 from .parsers import LimitedJSONParser
-from .permissions import configured_permissions, owner_of, scope_owner
+from .permissions import ModelPermissions, check, configured_permissions, owner_of, scope_owner
 from .serializers import (
     EnqueueSerializer,
     QueueSerializer,
@@ -107,13 +114,19 @@ class WorkerPagination(SafeCursorPagination):
 
 
 class DjqAPIMixin:
-    """Permissions from the settings, JSON in, JSON errors, drf-spectacular's schema."""
+    """Permissions from the settings, then Django's model permissions for the view's
+    action (:mod:`djq.permissions`); JSON in, JSON errors, drf-spectacular's schema."""
 
     schema: ViewInspector | None = AutoSchema()
     parser_classes: Sequence[type[BaseParser]] = [LimitedJSONParser]
+    #: The action of :mod:`djq.permissions` this view takes (None: the outer gate only).
+    djq_permission: str | None = rules.VIEW_TASKS
 
     def get_permissions(self) -> list[BasePermission]:
-        return configured_permissions()
+        return [*configured_permissions(), ModelPermissions()]
+
+    def djq_action(self, request: Request) -> str | None:
+        return self.djq_permission
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return json_exception_handler
@@ -150,8 +163,12 @@ class TaskViewSet(DjqAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     pagination_class = TaskPagination
     filter_backends = [FilterBackend, TaskSearchFilter]
     filterset_class = TaskFilter
-    search_fields = ["id", "name"]  # documents ?search= (TaskSearchFilter does the work)
+    search_fields = ["id", "name", "args"]  # documents ?search= (TaskSearchFilter does it)
     lookup_value_regex = _TASK_ID
+    djq_actions = {"create": rules.ENQUEUE, "retry": rules.RETRY, "revoke": rules.REVOKE}
+
+    def djq_action(self, request: Request) -> str | None:
+        return self.djq_actions.get(str(getattr(self, "action", None)), rules.VIEW_TASKS)
 
     def get_queryset(self) -> QuerySet[Task]:
         queryset = Task.objects.using(_db()).defer("options")
@@ -245,6 +262,8 @@ class TaskViewSet(DjqAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         task = self.get_object()
         payload = RevokeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        if payload.validated_data["terminate"]:
+            check(request, self, rules.TERMINATE)
         with transaction.atomic(using=_db()):
             outcome = control.revoke(task.pk, terminate=payload.validated_data["terminate"],
                                      signal=payload.validated_data["signal"], using=_db())
@@ -274,6 +293,7 @@ class WorkerViewSet(DjqAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet[
 
     serializer_class = WorkerSerializer
     pagination_class = WorkerPagination
+    djq_permission = rules.VIEW_WORKERS
 
     def get_queryset(self) -> QuerySet[Worker]:
         return Worker.objects.using(_db()).all()
@@ -330,6 +350,7 @@ class RootView(DjqAPIMixin, APIRootView):
     """djq's REST API."""
 
     schema = None
+    djq_permission = None
 
 
 SCHEMA_SETTINGS = {
@@ -366,5 +387,52 @@ class SchemaView(SpectacularAPIView):
                         headers={"Content-Disposition": 'inline; filename="djq-api.yaml"'})
 
 
+def _sidecar_dir() -> Path:
+    import drf_spectacular_sidecar
+
+    return (Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+            / "swagger-ui-dist")
+
+
+#: The Swagger UI files djq serves from drf-spectacular-sidecar (nothing else is served).
+SWAGGER_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js",
+                            "swagger-ui-standalone-preset.js", "favicon-32x32.png"})
+
+
+class DocsView(APIView):
+    """Swagger UI over ``schema/``, served from drf-spectacular-sidecar's files (no CDN,
+    no INSTALLED_APPS entry needed). Who may open it is ``api_permission_classes``."""
+
+    schema = None
+    renderer_classes = [TemplateHTMLRenderer]
+
+    def get_permissions(self) -> list[BasePermission]:
+        return configured_permissions()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are JSON, as everywhere in the API, even for a browser asking for HTML.
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return response
+
+    def get(self, request: Request) -> Response:
+        base = request.path[: -len("docs/")]
+        return Response({
+            "schema_url": f"{base}schema/", "root_url": base, "assets": f"{base}docs/assets/",
+            "assets_init": static("djq/swagger-init.js"),
+        }, template_name="djq/api/docs.html")
+
+
+def docs_asset(request: HttpRequest, name: str) -> HttpResponseBase:
+    """One of :data:`SWAGGER_ASSETS`, cached for a day (the sidecar's version is pinned by
+    the install)."""
+    if name not in SWAGGER_ASSETS:
+        raise Http404("No such file")
+    response = serve(request, name, document_root=str(_sidecar_dir()))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 __all__ = ["TaskViewSet", "WorkerViewSet", "QueueViewSet", "StatsView", "SchemaView",
-           "openapi_schema"]
+           "DocsView", "docs_asset", "openapi_schema"]

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from tests.rows import ALL_DJQ_PERMISSIONS, grant
+
 API = "/api/djq/"
 
 
@@ -42,7 +44,9 @@ def _client(user: Any) -> APIClient:
 
 @pytest.fixture
 def staff_api(django_user_model: Any) -> APIClient:
-    return _client(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    """A staff user with every djq permission (tests/test_permissions.py tries fewer)."""
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    return _client(grant(user, *ALL_DJQ_PERMISSIONS))
 
 
 @pytest.fixture

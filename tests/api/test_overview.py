@@ -108,3 +108,24 @@ def test_schema(staff_api: APIClient) -> None:
     assert "post" in schema["paths"]["/api/djq/tasks/"]
     yaml = staff_api.get(f"{API}schema/")
     assert yaml.status_code == 200 and b"openapi: 3" in yaml.content
+
+
+def test_root_links_every_endpoint_and_docs_are_served_locally(staff_api: APIClient,
+                                                               anon_api: APIClient) -> None:
+    root = staff_api.get(f"{API}").json()
+    assert set(root) == {"tasks", "workers", "queues", "stats", "schema", "docs"}
+    assert root["docs"].endswith("/api/djq/docs/") and root["stats"].endswith("/api/djq/stats/")
+    docs = staff_api.get(f"{API}docs/", HTTP_ACCEPT="text/html")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert 'data-schema-url="/api/djq/schema/"' in html
+    assert '/api/djq/docs/assets/swagger-ui-bundle.js' in html
+    assert "cdn" not in html.lower() and "https://" not in html
+    bundle = staff_api.get(f"{API}docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and b"SwaggerUIBundle" in b"".join(bundle.streaming_content)
+    assert staff_api.get(f"{API}docs/assets/..%2Fredoc%2Fbundles%2Fredoc.standalone.js"
+                         ).status_code == 404
+    assert staff_api.get(f"{API}docs/assets/index.html").status_code == 404
+    refused = anon_api.get(f"{API}docs/", HTTP_ACCEPT="text/html")  # api_permission_classes
+    assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+    assert refused.json() == {"detail": "Authentication credentials were not provided."}

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from djq import broker, states
 from djq.models import Task
 from tests.api.conftest import API
-from tests.rows import make_task
+from tests.rows import grant, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -99,15 +99,21 @@ def test_anonymous_gets_401_with_basic_authentication_first(
 
 def test_permission_classes_setting(user_api: APIClient, anon_api: APIClient,
                                     djq_settings: Callable[..., None]) -> None:
+    """The setting is the outer gate; behind it, Django's permissions (djq.permissions)."""
     make_task()
     djq_settings(api_permission_classes=["rest_framework.permissions.IsAuthenticated"])
+    assert user_api.get(f"{API}tasks/").json() == {
+        "detail": "You need the djq.view_task permission."}
+    user_api.force_authenticate(grant(user_api.user, "view_task"))  # type: ignore[attr-defined]
     assert user_api.get(f"{API}tasks/").status_code == 200
     assert anon_api.get(f"{API}tasks/").status_code == 403
     djq_settings(api_permission_classes=["rest_framework.permissions.IsAuthenticated",
                                          "rest_framework.permissions.IsAdminUser"])
     assert user_api.get(f"{API}tasks/").status_code == 403
+    # Open to anyone: still no task is shown to a user without the permission.
     djq_settings(api_permission_classes=[])
-    assert anon_api.get(f"{API}tasks/").status_code == 200
+    assert user_api.get(f"{API}tasks/").status_code == 200
+    assert anon_api.get(f"{API}tasks/").status_code == 403
 
 
 @pytest.fixture

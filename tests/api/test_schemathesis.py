@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from djq import states
 from djq.api.views import openapi_schema
-from tests.rows import make_task, make_worker
+from tests.rows import ALL_DJQ_PERMISSIONS, grant, make_task, make_worker
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"fuzz:fuzz-pw").decode()}
 
@@ -38,7 +38,8 @@ def api_data(db: None, django_user_model: Any, allow: Callable[..., None]) -> It
     """A staff user for Basic auth, allow-listed tasks, rows to act on; and the database
     connection kept open between requests (the plain WSGI app would close it when a
     request ends, and the test's transaction with it; Django's test client does the same)."""
-    django_user_model.objects.create_user("fuzz", password="fuzz-pw", is_staff=True)
+    grant(django_user_model.objects.create_user("fuzz", password="fuzz-pw", is_staff=True),
+          *ALL_DJQ_PERMISSIONS)
     allow("tests.testapp.tasks.add", "tests.testapp.tasks.echo")
     for state in (states.PENDING, states.STARTED, states.SUCCESS, states.FAILURE):
         make_task(state)

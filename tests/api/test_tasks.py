@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from djq import broker, states
 from djq.models import Task
 from tests.api.conftest import API
-from tests.rows import make_task
+from tests.rows import ALL_DJQ_PERMISSIONS, grant, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -335,7 +335,8 @@ def test_enqueue_then_follow_progress_to_the_end(start_worker: Callable[..., Any
     from tests.conftest import wait_for
 
     allow(ADD, "tests.testapp.tasks.progress", SLEEP)
-    staff = django_user_model.objects.create_user("staff2", password="pw", is_staff=True)
+    staff = grant(django_user_model.objects.create_user("staff2", password="pw", is_staff=True),
+                  *ALL_DJQ_PERMISSIONS)
     api = APIClient()
     api.force_authenticate(staff)
     start_worker()

@@ -60,7 +60,10 @@ class Command(BaseCommand):
             if not options["no_samples"]:
                 self.enqueue_samples()
             connections.close_all()  # nothing more to do in the database
-            self.say(f"Admin: http://127.0.0.1:{port}/admin/ (user admin, password {password})\n"
+            base = f"http://127.0.0.1:{port}"
+            self.say(f"Admin:   {base}/admin/ (user admin, password {password})\n"
+                     f"Monitor: {base}/djq/\n"
+                     f"API:     {base}/api/djq/ (Swagger UI at {base}/api/djq/docs/)\n"
                      "Press Ctrl-C to stop.")
             while True:
                 self.tick()
