@@ -65,7 +65,9 @@ def make_worker(hostname: str = "w1@test", alive: bool = True, **fields: Any) ->
 
 
 #: Every permission djq's own rules ask for (djq.permissions.RULES).
-ALL_DJQ_PERMISSIONS = ("view_task", "add_task", "change_task", "revoke_task", "view_worker")
+ALL_DJQ_PERMISSIONS = ("view_task", "add_task", "change_task", "revoke_task", "view_worker",
+                       "view_periodictask", "add_periodictask", "change_periodictask",
+                       "delete_periodictask")
 
 
 def grant(user: Any, *codenames: str) -> Any:

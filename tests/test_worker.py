@@ -539,3 +539,11 @@ def test_worker_prunes_results_older_than_result_expires(start_worker):
     assert AsyncResult(fresh.id).state == states.SUCCESS
     assert AsyncResult(fresh.id).result == 4
     assert status_of(waiting.id) == WAITING
+
+
+def test_start_up_log_lists_the_registered_tasks(worker):
+    # As Celery's banner does: "[tasks]" then one "  . name" line per task.
+    out = worker.output()
+    assert "[tasks]" in out
+    assert "  . tests.testapp.tasks.add\n" in out
+    assert out.index("[tasks]") < out.index(" ready: pool=")

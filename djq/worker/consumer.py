@@ -188,6 +188,7 @@ class Worker:
 
             self.scheduler = Scheduler(self.using, hostname=self.hostname)
             self.scheduler.start()
+        logger.info("[tasks]\n%s", "\n".join(f"  . {name}" for name in sorted(registry)))
         logger.info("%s ready: pool=%s concurrency=%d queues=%s id=%d", self.hostname,
                     self.pool_kind, self.concurrency, ",".join(self.queues), self.worker_id)
         signals.send(signals.worker_ready, sender=self)

@@ -113,7 +113,8 @@ def test_schema(staff_api: APIClient) -> None:
 def test_root_links_every_endpoint_and_docs_are_served_locally(staff_api: APIClient,
                                                                anon_api: APIClient) -> None:
     root = staff_api.get(f"{API}").json()
-    assert set(root) == {"tasks", "workers", "queues", "stats", "schema", "docs"}
+    assert set(root) == {"tasks", "workers", "queues", "periodic-tasks", "stats", "schema",
+                         "docs"}
     assert root["docs"].endswith("/api/djq/docs/") and root["stats"].endswith("/api/djq/stats/")
     docs = staff_api.get(f"{API}docs/", HTTP_ACCEPT="text/html")
     assert docs.status_code == 200

@@ -109,3 +109,25 @@ def test_in_the_openapi_schema(staff_api: APIClient) -> None:
     schema = staff_api.get(f"{API}schema/?format=json").json()
     assert "/api/djq/periodic-tasks/" in schema["paths"]
     assert "/api/djq/periodic-tasks/{id}/run/" in schema["paths"]
+
+
+def test_django_permissions_decide_who_may_do_what(django_user_model: Any) -> None:
+    from tests.rows import grant
+
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(staff)
+    assert client.get(URL).status_code == 403  # staff, but no djq permission
+    viewer = grant(staff, "view_periodictask")
+    client.force_authenticate(viewer)
+    assert client.get(URL).status_code == 200
+    body = {"name": "p", "task": RECORD, "interval": {"every": 10, "period": "seconds"}}
+    response = client.post(URL, body, format="json")
+    assert response.status_code == 403 and "add_periodictask" in response.json()["detail"]
+    assert PeriodicTask.objects.count() == 0
+    editor = grant(viewer, "add_periodictask")
+    client.force_authenticate(editor)
+    pk = client.post(URL, body, format="json").json()["id"]
+    assert client.post(f"{URL}{pk}/run/").status_code == 403  # run now sends a task
+    assert client.delete(f"{URL}{pk}/").status_code == 403
+    assert Task.objects.count() == 0 and PeriodicTask.objects.count() == 1
