@@ -71,6 +71,17 @@ def state_badge(state: str) -> SafeString:
         colour, state)
 
 
+
+def _time_column(attr: str, description: str) -> Any:
+    """A read-only column or field showing the datetime ``attr`` by the one time policy
+    (:func:`_when`), absolute and relative."""
+
+    @admin.display(description=description)
+    def column(admin_self: Any, obj: Any) -> SafeString | str:
+        return _when(getattr(obj, attr), both=True)
+
+    return column
+
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """A paginator that never counts a large table: unfiltered, it takes the planner's
     row estimate; filtered, it counts up to :attr:`cap` rows and past that takes the
@@ -233,29 +244,12 @@ class TaskAdmin(_TaskAdminBase):
     def created(self, obj: Task) -> SafeString | str:
         return _when(obj.date_created)
 
-    @admin.display(description="created")
-    def created_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_created, both=True)
-
-    @admin.display(description="eta")
-    def eta_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.eta, both=True)
-
-    @admin.display(description="expires")
-    def expires_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.expires, both=True)
-
-    @admin.display(description="claimed")
-    def claimed_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_claimed, both=True)
-
-    @admin.display(description="started")
-    def started_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_started, both=True)
-
-    @admin.display(description="finished")
-    def done_at(self, obj: Task) -> SafeString | str:
-        return _when(obj.date_done, both=True)
+    created_at = _time_column("date_created", "created")
+    eta_at = _time_column("eta", "eta")
+    expires_at = _time_column("expires", "expires")
+    claimed_at = _time_column("date_claimed", "claimed")
+    started_at = _time_column("date_started", "started")
+    done_at = _time_column("date_done", "finished")
 
     @admin.display(description="owner")
     def owner_name(self, obj: Task) -> str:
@@ -542,17 +536,9 @@ class WorkerAdmin(_WorkerAdminBase):
         "heartbeat_full", "stopped_at_full", "processed", "failed", "active", "loadavg",
         "sw_ver")
 
-    @admin.display(description="started")
-    def started_at_full(self, obj: Worker) -> SafeString | str:
-        return _when(obj.started_at, both=True)
-
-    @admin.display(description="last heartbeat")
-    def heartbeat_full(self, obj: Worker) -> SafeString | str:
-        return _when(obj.last_heartbeat, both=True)
-
-    @admin.display(description="stopped")
-    def stopped_at_full(self, obj: Worker) -> SafeString | str:
-        return _when(obj.stopped_at, both=True)
+    started_at_full = _time_column("started_at", "started")
+    heartbeat_full = _time_column("last_heartbeat", "last heartbeat")
+    stopped_at_full = _time_column("stopped_at", "stopped")
 
     class Media:
         css = {"all": ["djq/admin.css"]}

@@ -33,7 +33,7 @@ from ..beat.scheduler import run_now
 from ..conf import conf
 from ..exceptions import ScheduleError
 from ..task import registry
-from .serializers import INT32
+from .serializers import INT32, checked_queue
 from .views import DjqAPIMixin, SafeCursorPagination, document
 
 UPCOMING = 5
@@ -141,9 +141,7 @@ class PeriodicTaskSerializer(serializers.Serializer[PeriodicTask]):
         return value
 
     def validate_queue(self, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise serializers.ValidationError("A queue name cannot be blank.")
-        return value
+        return checked_queue(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [k for k in SCHEDULE_FIELDS if attrs.get(k) is not None]

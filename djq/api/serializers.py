@@ -63,6 +63,13 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
         return display.runtime(obj.date_started, obj.date_done)
 
 
+def checked_queue(value: str | None) -> str | None:
+    """A queue name given through the API: not blank."""
+    if value is not None and not value.strip():
+        raise serializers.ValidationError("A queue name cannot be blank.")
+    return value
+
+
 class EnqueueSerializer(serializers.Serializer[dict[str, Any]]):
     """``POST tasks/``: send a task whose name is in ``api_enqueue_allowlist``."""
 
@@ -91,9 +98,7 @@ class EnqueueSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
     def validate_queue(self, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise serializers.ValidationError("A queue name cannot be blank.")
-        return value
+        return checked_queue(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("countdown") is not None and attrs.get("eta") is not None:
