@@ -98,7 +98,7 @@ def build_rows(results: Results) -> list[list[str]]:
                  *peer_cells("W1"), *ratio_cells(w1, "W1"), "≥ 1.5× Celery",
                  verdict(_cmp(w1, c1, lambda a, b: a >= 1.5 * b))])
     w1b = median(get("W1b", {}).get("djq"))
-    rows.append(["W1b enqueue, one bulk `group(...).apply_async()`", "tasks/s",
+    rows.append(["W1b enqueue, one bulk `delay_many(...)` (Celery: a group)", "tasks/s",
                  cell(get("W1b", {}).get("djq")), *peer_cells("W1b"), *ratio_cells(w1b, "W1b"),
                  "≥ 100,000/s", verdict(None if w1b is None else w1b >= 100_000)])
     # W2

@@ -989,6 +989,14 @@ def enqueue_canvas(messages: Sequence[Message], chords: Sequence[ChordRow] = (),
         ) from exc
 
 
+def enqueue_fresh(messages: Sequence[Message], using: str | None = None) -> int:
+    """Insert rows with fresh ids, many at once (``Task.delay_many``): by ``COPY`` from
+    32 rows on, in the caller's transaction if there is one, and wake their queues' workers.
+    An id already stored raises :class:`~djq.exceptions.DuplicateTaskError` and nothing
+    is stored."""
+    return enqueue_canvas(messages, (), using=using)
+
+
 _FETCH_MANY = f"SELECT {', '.join(FETCH_FIELDS)} FROM djq_task WHERE id = ANY(%s::uuid[])"
 
 

@@ -381,7 +381,7 @@ def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
     if isinstance(node, group) and ctx.link:
         raise TypeError("Cannot add link to group: use a chord")
     plan = _Plan(using, root_id)
-    with _collector_paused():
+    with collector_paused():
         result, _ = _compile(node, ctx, plan)
         messages = plan.finalize()
     if not messages:
@@ -399,7 +399,7 @@ def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Compiling a canvas allocates a few containers per task that all live until it is
     sent: the cyclic garbage collector would scan them over and over and find nothing
     (a fifth of the time of a 20,000-task group). It is paused for that while only, and

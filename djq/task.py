@@ -345,6 +345,15 @@ class Task:
         """Send the task with these arguments; returns an ``AsyncResult`` at once."""
         return self.apply_async(args, kwargs)
 
+    def delay_many(self, calls: Iterable[Any], **options: Any) -> list[Any]:
+        """Send many calls at once: ``calls`` are ``(args, kwargs)`` pairs, ``options``
+        those of :meth:`apply_async`, shared by every call. Each call is checked as
+        ``delay()`` checks it; returns an ``AsyncResult`` for each, in order. Rows go in by
+        ``COPY`` within the caller's transaction, if any (see :mod:`djq.bulk`)."""
+        from .bulk import send_many
+
+        return send_many(self, calls, options)
+
     def apply_async(
         self,
         args: Any = None,
