@@ -543,7 +543,8 @@ def test_worker_prunes_results_older_than_result_expires(start_worker):
 
 def test_start_up_log_lists_the_registered_tasks(worker):
     # As Celery's banner does: "[tasks]" then one "  . name" line per task.
-    out = worker.output()
+    out = wait_for(lambda: " ready: pool=" in worker.output() and worker.output(),
+                   message="the worker's start-up log")
     assert "[tasks]" in out
     assert "  . tests.testapp.tasks.add\n" in out
     assert out.index("[tasks]") < out.index(" ready: pool=")
