@@ -261,9 +261,11 @@ class Task:
             if not hasattr(type(self), key) and key not in {"name", "bind"}:
                 raise TypeError(f"Unknown task option {key!r}")
             setattr(self, key, value)
-        if "max_retries" not in options and type(self).max_retries == Task.max_retries:
+        # Unless the call or a base class gives them, these come from the settings.
+        if "max_retries" not in options and not _set_by_subclass(type(self), "max_retries"):
             self.max_retries = self._SENTINEL  # resolved from conf at retry time
-        if "default_retry_delay" not in options:
+        if ("default_retry_delay" not in options
+                and not _set_by_subclass(type(self), "default_retry_delay")):
             self.default_retry_delay = self._SENTINEL
         self.autoretry_for = tuple(self.autoretry_for or ())
         self.dont_autoretry_for = tuple(self.dont_autoretry_for or ())
@@ -276,6 +278,15 @@ class Task:
             self.__qualname__ = getattr(fun, "__qualname__", fun.__name__)
             if not self.name:
                 self.name = f"{fun.__module__}.{fun.__name__}"
+        elif type(self).run is not Task.run:
+            # A class-based task (Celery's ``class MyTask(Task)`` with ``run()``), named
+            # after its class unless it says otherwise, as Celery names it.
+            cls = type(self)
+            self.__module__ = cls.__module__
+            self.__name__ = cls.__name__
+            self.__doc__ = cls.__doc__
+            if not self.name:
+                self.name = f"{cls.__module__}.{cls.__name__}"
         option_checks.check_task_options(self)
         self._signature = inspect.signature(self.run) if self.typing else None
         if self._signature is not None and self.bind:
@@ -284,6 +295,26 @@ class Task:
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("Tasks must define the run method.")
+
+    # -- handlers (Celery's): called in the worker, and by apply() ---------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
+        """Called before the body runs; an exception raised here fails the task."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any,
+                   kwargs: dict[str, Any]) -> None:
+        """Called when the task succeeded, before ``task_success`` is sent."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any,
+                   kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called when the task failed, before ``task_failure`` is sent."""
+
+    def on_retry(self, exc: BaseException | None, task_id: str, args: Any,
+                 kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called when the task is to be retried, before ``task_retry`` is sent."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any,
+                     kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called after the task succeeded or failed (not when it retries)."""
 
     # -- resolved options ----------------------------------------------------------------
     def _opt(self, value: Any, setting: str) -> Any:
@@ -590,6 +621,23 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
+
+
+def _set_by_subclass(cls: type[Task], attr: str) -> bool:
+    """Whether a class between ``cls`` and :class:`Task` sets ``attr`` (a shared base's
+    option, as Celery's abstract task classes carry them)."""
+    return any(attr in vars(klass) for klass in cls.__mro__
+               if klass is not Task and issubclass(klass, Task))
+
+
+def register_task(task: Task) -> Task:
+    """Register a class-based task instance under its name (Celery's
+    ``app.register_task``); returns it."""
+    if not isinstance(task, Task):
+        raise TypeError(f"register_task() takes a Task instance, not {type(task).__name__}")
+    if type(task).run is Task.run and getattr(task, "__wrapped__", None) is None:
+        raise TypeError(f"{type(task).__name__} defines no run() method")
+    return registry.register(task)
 
 
 def unregistered(name: str) -> Task:

@@ -182,34 +182,43 @@ def _pop(task: Task) -> None:
 
 
 def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
-    """Run ``task`` under ``request``; send its signals; return (state, value, traceback)."""
+    """Run ``task`` under ``request``; send its signals and call its handlers, in
+    Celery's order; return (state, value, traceback)."""
     _push(task, request)
     started = time.monotonic()
     task_id = request.id
     args, kwargs = request.args, request.kwargs
     state, retval, tb = states.SUCCESS, None, None
+    einfo: ExceptionInfo | None = None
     try:
         signals.send(signals.task_prerun, sender=task, task_id=task_id, task=task, args=args,
                      kwargs=kwargs)
         try:
+            # Celery: a raising before_start fails the task, and the body never runs.
+            task.before_start(task_id, args, kwargs)  # type: ignore[arg-type]
             retval = _run_with_autoretry(task, args, kwargs)
         except Retry as exc:
             state, retval, tb = _on_retry(task, request, exc)
         except BaseException as exc:  # noqa: BLE001 - a task's exception is data
-            state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)
+            einfo = _record_failure(task, request, exc)
+            state, retval, tb = states.FAILURE, exc, einfo.traceback
         else:
             try:
                 request.result_json = (None if request.is_eager
                                         else serialization.dumps(retval))
             except EncodeError as exc:
-                state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)
+                einfo = _record_failure(task, request, exc)
+                state, retval, tb = states.FAILURE, exc, einfo.traceback
             else:
                 _apply_callbacks(request, retval)
                 runtime = time.monotonic() - started
+                _handler(task, "on_success", retval, task_id, args, kwargs)
                 if not request.is_eager:
                     logger.info("Task %s[%s] succeeded in %.6fs: %r", task.name, task_id,
                                 runtime, retval)
                 signals.send(signals.task_success, sender=task, result=retval)
+        if state != states.RETRY:  # as in Celery: not for an attempt that retries
+            _handler(task, "after_return", state, retval, task_id, args, kwargs, einfo)
         signals.send(signals.task_postrun, sender=task, task_id=task_id, task=task,
                      args=args, kwargs=kwargs, retval=retval, state=state)
     finally:
@@ -217,11 +226,27 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
     return state, retval, tb
 
 
+def _handler(task: Task, name: str, *args: Any) -> None:
+    """Call one of the task's handlers; one that raises is logged and changes nothing."""
+    try:
+        getattr(task, name)(*args)
+    except Exception:  # noqa: BLE001 - a handler's error never changes the outcome
+        logger.exception("Task %s[%s]: handler %s raised", task.name, task.request.id, name)
+
+
+def _body(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
+    # A base class that overrides __call__ (a Celery pattern: wrap every run of its
+    # tasks) is called as Celery calls it; otherwise run() directly.
+    if type(task).__call__ is not Task.__call__:
+        return task(*args, **kwargs)
+    return task._call_run(args, kwargs)
+
+
 def _run_with_autoretry(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
     if not task.autoretry_for:
-        return task._call_run(args, kwargs)
+        return _body(task, args, kwargs)
     try:
-        return task._call_run(args, kwargs)
+        return _body(task, args, kwargs)
     except Retry:
         raise
     except task.dont_autoretry_for:
@@ -241,20 +266,22 @@ def _on_retry(task: Task, request: Context, exc: Retry) -> tuple[str, Any, str |
     if eager is not None:
         return eager.state, eager.result, eager.traceback
     einfo = ExceptionInfo(exc)
+    _handler(task, "on_retry", exc.exc, request.id, request.args, request.kwargs, einfo)
     logger.info("Task %s[%s] retry: %s", task.name, request.id, exc)
     signals.send(signals.task_retry, sender=task, request=request, reason=exc, einfo=einfo)
     return states.RETRY, exc, einfo.traceback
 
 
-def _record_failure(task: Task, request: Context, exc: BaseException) -> str:
+def _record_failure(task: Task, request: Context, exc: BaseException) -> ExceptionInfo:
     einfo = ExceptionInfo(exc, sys.exc_info()[2] if sys.exc_info()[1] is exc else None)
     if not request.is_eager:
         logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc,
                      exc_info=(type(exc), exc, einfo.tb))
+    _handler(task, "on_failure", exc, request.id, request.args, request.kwargs, einfo)
     signals.send(signals.task_failure, sender=task, task_id=request.id, exception=exc,
                  args=request.args, kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo)
     _call_errbacks(request, exc, einfo)
-    return einfo.traceback
+    return einfo
 
 
 def _apply_callbacks(request: Context, retval: Any) -> None:

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from djq import task
+from djq import Task, register_task, signals, task
 from djq.exceptions import SoftTimeLimitExceeded
 from djq.utils.log import get_task_logger
 
@@ -377,3 +377,100 @@ def count_run(path: str, key: str, seconds: float = 0.0) -> str:
 def count_run_late(path: str, key: str, seconds: float = 0.0) -> str:
     """:func:`count_run` with acks_late."""
     return _count_run(path, key, seconds)
+
+
+# --- task classes and handlers (issue 14) ------------------------------------------------
+
+HOOK_PREFIX = "hook:"
+
+
+def _note(task_id: Any, what: str) -> None:
+    SideEffect.objects.create(key=f"{HOOK_PREFIX}{task_id}", value=what, pid=os.getpid())
+
+
+class Recording(Task):
+    """A base whose handlers write what they were called with, in order."""
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        _note(task_id, f"before_start {list(args)!r} {dict(kwargs)!r}")
+        if args and args[0] == "before_start_raises":
+            raise RuntimeError("refused in before_start")
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        _note(task_id, f"on_success {retval!r}")
+        if retval == "success_handler_raises":
+            raise RuntimeError("on_success broke")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        _note(task_id, f"on_failure {exc!r} {'Traceback' in str(einfo)}")
+        if args and args[0] == "failure_handler_raises":
+            raise RuntimeError("on_failure broke")
+
+    def on_retry(self, exc: BaseException | None, task_id: str, args: Any, kwargs: Any,
+                 einfo: Any) -> None:
+        _note(task_id, f"on_retry {exc!r} {'Traceback' in str(einfo)}")
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
+                     einfo: Any) -> None:
+        _note(task_id, f"after_return {status} {retval!r} {einfo is not None}")
+
+
+def _signal_note(name: str) -> Any:
+    def receiver(sender: Any = None, **kwargs: Any) -> None:
+        task_obj = sender if isinstance(sender, Task) else kwargs.get("task")
+        if isinstance(task_obj, Recording):
+            _note(task_obj.request.id, f"signal {name}")
+    return receiver
+
+
+for _name in ("task_prerun", "task_success", "task_failure", "task_retry", "task_postrun"):
+    getattr(signals, _name).connect(_signal_note(_name), weak=False,
+                                    dispatch_uid=f"tests.hooks.{_name}")
+
+
+@task(base=Recording, bind=True, max_retries=1, default_retry_delay=0.05)
+def hooked(self: Any, mode: str, **kwargs: Any) -> Any:
+    _note(self.request.id, "run")
+    if mode in ("fail", "failure_handler_raises"):
+        raise ValueError(f"hooked {mode}")
+    if mode == "retry" and self.request.retries == 0:
+        raise self.retry(exc=KeyError("again"))
+    return mode
+
+
+class SharedRetries(Task):
+    """An abstract base carrying shared options, as Celery projects use them."""
+
+    autoretry_for = (ZeroDivisionError,)
+    max_retries = 2
+    default_retry_delay = 0.05
+    retry_jitter = False
+
+
+@task(base=SharedRetries, bind=True)
+def shared_retry_div(self: Any, x: float, y: float) -> float:
+    _note(self.request.id, f"attempt {self.request.retries}")
+    return x / y
+
+
+class Multiply(Task):
+    """A class-based task: Celery's ``class MyTask(Task)`` with ``run()``."""
+
+    def run(self, x: int, y: int) -> int:
+        return x * y
+
+
+multiply = register_task(Multiply())
+
+
+class Wrapping(Task):
+    """A base that overrides ``__call__``, as Celery lets one wrap every run."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return {"wrapped": super().__call__(*args, **kwargs)}
+
+
+@task(base=Wrapping)
+def wrapped_add(x: int, y: int) -> int:
+    return x + y
