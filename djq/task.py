@@ -107,13 +107,6 @@ class _RequestStack(threading.local):
         self.stack: list[Context] = []
 
 
-# Options of Celery's apply_async that have no meaning with a Postgres broker; accepted
-# (a Celery project passes them) and ignored.
-_IGNORED_OPTIONS = frozenset({
-    "exchange", "routing_key", "exchange_type", "compression", "retry", "retry_policy",
-    "add_to_parent", "producer", "connection", "publisher", "delivery_mode", "mandatory",
-    "immediate", "reply_to", "correlation_id", "serializer",
-})
 _EXTRA_OPTIONS = frozenset({
     "parent_id", "root_id", "group_id", "retries", "time_limit", "soft_time_limit",
     "argsrepr", "kwargsrepr", "shadow", "chord", "using",
@@ -228,6 +221,17 @@ class Template:
         }
 
 
+# The options @task takes (a base class's own attributes are options too, as in Celery).
+TASK_OPTIONS = frozenset({
+    "name", "bind", "typing", "max_retries", "default_retry_delay", "queue", "priority",
+    "ignore_result", "store_errors_even_if_ignored", "track_started", "acks_late",
+    "time_limit", "soft_time_limit", "autoretry_for", "dont_autoretry_for", "retry_kwargs",
+    "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit",
+    "reject_on_worker_lost", "expires", "throws", "serializer", "trail", "send_events",
+    "acks_on_failure_or_timeout", "store_eager_result", "abstract",
+})
+
+
 class Task:
     """A registered function that can run inline or be sent to workers."""
 
@@ -252,13 +256,22 @@ class Task:
     retry_jitter: bool = True
     rate_limit: str | None = None
     reject_on_worker_lost: bool | None = None
+    expires: float | datetime.datetime | None = None
+    throws: tuple[type[BaseException], ...] = ()
+    # Celery's, accepted with the value that asks for what djq does (see options.py).
+    serializer: str | None = None
+    trail: bool = True
+    send_events: bool = True
+    acks_on_failure_or_timeout: bool = True
+    store_eager_result: bool = False
+    abstract: bool | None = None
 
     _SENTINEL: Any = object()
 
     def __init__(self, fun: Callable[..., Any] | None = None, **options: Any) -> None:
         self._stack = _RequestStack()
         for key, value in options.items():
-            if not hasattr(type(self), key) and key not in {"name", "bind"}:
+            if key not in TASK_OPTIONS and not _set_by_subclass(type(self), key):
                 raise TypeError(f"Unknown task option {key!r}")
             setattr(self, key, value)
         # Unless the call or a base class gives them, these come from the settings.
@@ -269,6 +282,7 @@ class Task:
             self.default_retry_delay = self._SENTINEL
         self.autoretry_for = tuple(self.autoretry_for or ())
         self.dont_autoretry_for = tuple(self.dont_autoretry_for or ())
+        self.throws = tuple(self.throws or ())
         if fun is not None:
             self.run = fun  # type: ignore[method-assign]
             self.__wrapped__ = fun
@@ -443,11 +457,10 @@ class Task:
     # shares one template among the plain members of a group.
     @staticmethod
     def _check_options(options: dict[str, Any]) -> None:
-        unknown = set(options) - _IGNORED_OPTIONS - _EXTRA_OPTIONS
+        unknown = set(options) - option_checks.PUBLISH_OPTIONS - _EXTRA_OPTIONS
         if unknown:
             raise TypeError(f"apply_async() got unexpected options: {sorted(unknown)}")
-        if options.get("serializer") not in (None, "json"):
-            raise ValueError("djq sends JSON only; serializer must be 'json'")
+        option_checks.check_publish_options(options)
 
     def _checked_call(self, args: Any,
                       kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
@@ -474,6 +487,8 @@ class Task:
             raise ValueError("Give countdown or eta, not both")
         if countdown_s is not None:
             eta_dt = now + datetime.timedelta(seconds=countdown_s)
+        if expires is None:
+            expires = self.expires  # the task's default, as in Celery
         if isinstance(expires, datetime.datetime):
             expires_dt = _to_datetime(expires, "expires")
         else:

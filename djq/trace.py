@@ -274,7 +274,12 @@ def _on_retry(task: Task, request: Context, exc: Retry) -> tuple[str, Any, str |
 
 def _record_failure(task: Task, request: Context, exc: BaseException) -> ExceptionInfo:
     einfo = ExceptionInfo(exc, sys.exc_info()[2] if sys.exc_info()[1] is exc else None)
-    if not request.is_eager:
+    if request.is_eager:
+        pass
+    elif task.throws and isinstance(exc, task.throws):
+        # Celery's ``throws``: an expected error, logged at INFO without its traceback.
+        logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
+    else:
         logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc,
                      exc_info=(type(exc), exc, einfo.tb))
     _handler(task, "on_failure", exc, request.id, request.args, request.kwargs, einfo)

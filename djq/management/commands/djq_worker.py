@@ -60,7 +60,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-tasks-per-child", type=int, default=None)
         parser.add_argument("-E", "--task-events", action="store_true", default=None,
                             help="Send task events")
-        parser.add_argument("-l", "--loglevel", default="INFO")
+        parser.add_argument("-l", "--loglevel", default="WARNING",
+                            help="DEBUG, INFO, WARNING (default, as Celery's), ERROR")
         parser.add_argument("--without-beat", action="store_true",
                             help="Do not run the periodic-task scheduler in this worker")
 
