@@ -11,6 +11,8 @@ DEFAULTS: dict[str, Any] = {
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_acks_late": False,
+    "task_reject_on_worker_lost": False,  # with acks_late: a lost process re-queues
+    "task_max_deliveries": 5,  # djq's: a task lost this many times ends FAILURE
     "task_time_limit": None,
     "task_soft_time_limit": None,
     "task_default_queue": "default",

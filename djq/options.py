@@ -163,6 +163,10 @@ def check_task_options(task: Any) -> None:
         for item in getattr(task, key, ()) or ():
             if not (isinstance(item, type) and issubclass(item, BaseException)):
                 raise TypeError(f"{label}: {key} must be exception classes, not {item!r}")
+    limit = getattr(task, "max_deliveries", None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 1):
+        raise ValueError(f"{label}: max_deliveries must be a positive integer, not {limit!r}")
     expires = getattr(task, "expires", None)
     if expires is not None and not isinstance(expires, datetime.datetime):
         seconds(expires, f"{label}: expires")

@@ -227,7 +227,7 @@ TASK_OPTIONS = frozenset({
     "ignore_result", "store_errors_even_if_ignored", "track_started", "acks_late",
     "time_limit", "soft_time_limit", "autoretry_for", "dont_autoretry_for", "retry_kwargs",
     "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit",
-    "reject_on_worker_lost", "expires", "throws", "serializer", "trail", "send_events",
+    "reject_on_worker_lost", "max_deliveries", "expires", "throws", "serializer", "trail", "send_events",
     "acks_on_failure_or_timeout", "store_eager_result", "abstract",
 })
 
@@ -256,6 +256,7 @@ class Task:
     retry_jitter: bool = True
     rate_limit: str | None = None
     reject_on_worker_lost: bool | None = None
+    max_deliveries: int | None = None
     expires: float | datetime.datetime | None = None
     throws: tuple[type[BaseException], ...] = ()
     # Celery's, accepted with the value that asks for what djq does (see options.py).

@@ -49,7 +49,15 @@ from ..exceptions import (
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from . import failpoints
-from .maintenance import Maintenance, acks_late, backoff_cap, loadavg
+from .maintenance import (
+    Maintenance,
+    acks_late,
+    backoff_cap,
+    loadavg,
+    lost_error,
+    max_deliveries,
+    reject_on_worker_lost,
+)
 from .pools import Finished, Pool, make_pool
 
 logger = logging.getLogger("djq.worker")
@@ -115,6 +123,8 @@ class Worker:
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
+        # (task id, max deliveries) of started rows whose process was lost, to re-queue
+        self.redeliveries: list[tuple[uuid.UUID, int]] = []
         # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
@@ -263,6 +273,7 @@ class Worker:
             logger.error("Task id=%s ended %s after the lease was lost: outcome not stored",
                          outcome.id, outcome.state)
         self.unwritten = []
+        self.redeliveries = []
         self.buffer.clear()
         self._stale.update(running)
         self.worker_id = self.register(self.conn)
@@ -454,6 +465,7 @@ class Worker:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
         one transaction; the started rows reach the pool as it commits."""
         assert self.pool is not None and self.conn is not None
+        self._redeliver()
         while True:
             free = self.pool.free_slots()
             to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
@@ -603,6 +615,7 @@ class Worker:
     def _flush(self) -> None:
         """Write kept outcomes. If the connection fails they stay kept for the next try;
         an outcome the database refuses (bad data) is replaced by a FAILURE saying why."""
+        self._redeliver()
         if not self.unwritten or self.conn is None:
             return
         try:
@@ -617,6 +630,21 @@ class Worker:
             for outcome in self.unwritten:
                 self._store_one(outcome)
         self.unwritten = []
+
+    def _redeliver(self) -> None:
+        """Re-queue the started rows whose process was lost (each delivery counted; past
+        its limit, a row ends FAILURE). Kept for the next try if the connection fails."""
+        if not self.redeliveries or self.conn is None:
+            return
+        result, traceback = lost_error()
+        for task_id, ended, count in broker.redeliver(self.conn, self.redeliveries, result,
+                                                      traceback, worker_id=self.worker_id):
+            if ended:
+                self.failed += 1
+                self.processed += 1
+                logger.error("Task id=%s was delivered %d times and lost each time: it ends "
+                             "FAILURE (WorkerLostError)", task_id, count)
+        self.redeliveries = []
 
     def _store_one(self, outcome: broker.Outcome) -> None:
         assert self.conn is not None
@@ -652,7 +680,13 @@ class Worker:
                     claimed.name if claimed else "?", f.task_id,
                     f.outcomes[-1].state if f.outcomes else f.lost)
                 continue
-            outcomes = f.outcomes if f.lost is None else [self._lost_outcome(f, claimed)]
+            if f.lost is None:
+                outcomes = f.outcomes
+            else:
+                lost = self._lost_outcome(f, claimed)
+                if lost is None:  # to be delivered again (see _redeliver)
+                    continue
+                outcomes = [lost]
             if f.lost is not None and self.events is not None:
                 self.events.lost(outcomes)
             for o in outcomes:
@@ -661,9 +695,13 @@ class Worker:
                     self.failed += o.state == states.FAILURE
             self.unwritten.extend(outcomes)
 
-    def _lost_outcome(self, f: Finished, claimed: broker.Claimed | None) -> broker.Outcome:
+    def _lost_outcome(self, f: Finished,
+                      claimed: broker.Claimed | None) -> broker.Outcome | None:
         """The outcome of a task whose process died: killed for its hard time limit,
-        terminated by a revoke, or lost (re-queued under acks_late)."""
+        terminated by a revoke, or lost. A lost task fails with WorkerLostError, as in
+        Celery, even under acks_late, unless it is acks_late and reject_on_worker_lost,
+        or the process was killed by a cold shutdown under acks_late: then it is to be
+        delivered again (None; see :meth:`_redeliver`)."""
         task_id = uuid.UUID(f.task_id)
         signum = self._terminated.pop(f.task_id, None)
         limit = self._timed_out.pop(f.task_id, None)
@@ -677,12 +715,13 @@ class Worker:
                          terminated=True, signum=signum, expired=False)
             return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
                                   with_traceback=False)
-        if name is not None and acks_late(name):
-            logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
-                           name, f.task_id, f.lost)
-            return broker.Outcome(id=task_id, state=states.PENDING, result=None,
-                                  traceback=None, date_done=timezone.now(),
-                                  status=broker.WAITING)
+        if name is not None and acks_late(name) and (
+                self.stop_requested >= 2 or reject_on_worker_lost(name)):
+            why = "cold shutdown" if self.stop_requested >= 2 else "reject_on_worker_lost"
+            logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late, %s)",
+                           name, f.task_id, f.lost, why)
+            self.redeliveries.append((task_id, max_deliveries(name)))
+            return None
         return _error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
 
     # -- shutdown ----------------------------------------------------------------------
@@ -700,9 +739,9 @@ class Worker:
             self.pool.stop(cold=self.stop_requested >= 2)
             self._collect_outcomes(self.pool.collect())
         self._try_db(self._flush)
-        if self.unwritten or self.buffer:
+        if self.unwritten or self.redeliveries or self.buffer:
             self._wait_for_database()
-        if self.unwritten or self.buffer:
+        if self.unwritten or self.redeliveries or self.buffer:
             logger.error("%d outcome(s) could not be written and %d claimed task(s) not "
                          "handed back; other workers will recover those tasks",
                          len(self.unwritten), len(self.buffer))
@@ -726,7 +765,7 @@ class Worker:
                        "outcome(s) and hand back %d claimed task(s)", self.lease,
                        len(self.unwritten), len(self.buffer))
         backoff = 0.2
-        while (self.unwritten or self.buffer) and self.stop_requested < 2:
+        while (self.unwritten or self.redeliveries or self.buffer) and self.stop_requested < 2:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -764,7 +803,7 @@ class Worker:
             self._wait(0.5)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
-            if self.unwritten:
+            if self.unwritten or self.redeliveries:
                 self._try_db(self._flush)
 
 

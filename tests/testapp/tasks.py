@@ -279,9 +279,10 @@ def sleep_acks_late(seconds: float, key: str) -> float:
     return seconds
 
 
-@task(acks_late=True)
+@task(acks_late=True, reject_on_worker_lost=True)
 def kill_self_once(key: str) -> str:
-    """Kills its own process on the first run only (so acks_late re-runs end)."""
+    """Kills its own process on the first run only (re-queued: acks_late with
+    reject_on_worker_lost)."""
     first = not SideEffect.objects.filter(key=key).exists()
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     if first:
@@ -474,3 +475,27 @@ class Wrapping(Task):
 @task(base=Wrapping)
 def wrapped_add(x: int, y: int) -> int:
     return x + y
+
+
+# --- lost processes and redeliveries (issue 14) -------------------------------------------
+
+
+@task(acks_late=True, reject_on_worker_lost=True)
+def poison(key: str) -> None:
+    """Kills whatever process runs it, every time: must not loop."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os._exit(1)
+
+
+@task(acks_late=True, reject_on_worker_lost=True, max_deliveries=2)
+def poison_twice(key: str) -> None:
+    """:func:`poison` with its own delivery limit."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(acks_late=True)
+def kill_self_late(key: str) -> None:
+    """acks_late without reject_on_worker_lost: a lost process fails it (Celery)."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os._exit(1)
