@@ -9,6 +9,7 @@ same signal therefore sees exactly what is stored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import inspect
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import broker, serialization, signals, states
+from . import broker, interrupts, serialization, signals, states
 from .canvas import Signature
 from .exceptions import DecodeError, EncodeError, NotRegistered, Retry, TaskRevokedError
 from .task import Context, Task, exponential_backoff, registry
@@ -29,6 +30,10 @@ from .task import Context, Task, exponential_backoff, registry
 logger = logging.getLogger("djq.worker")
 
 _local = threading.local()
+
+# Set by the threads and solo pools: task bodies then run where another thread can end
+# them (djq.interrupts).
+interrupts_enabled = False
 
 
 def current_request() -> Context | None:
@@ -133,7 +138,7 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
         logger.error("Received unregistered task of type %r. id=%s", name, row["id"])
         signals.send(signals.task_unknown, sender=None, name=name, id=row["id"],
                      message=row, exc=exc)
-        return _ensure_outcome(row, exc)
+        return ensure_outcome(row, exc)
     try:
         request = request_from_row(row, hostname)
     except DecodeError as exc:
@@ -142,7 +147,7 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
         request = Context(id=row["id"], task=name, args=[], kwargs={}, retries=row["retries"],
                           called_directly=False, hostname=hostname)
         _record_failure(task, request, exc)
-        return _ensure_outcome(row, exc)
+        return ensure_outcome(row, exc)
     expires = row.get("expires")
     if expires and datetime.datetime.fromisoformat(expires) <= timezone.now():
         logger.info("Discarding expired task %s[%s] (expired at %s)", name, row["id"], expires)
@@ -152,13 +157,14 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
                          signum=None, expired=True)
         finally:
             _pop(task)
-        return _ensure_outcome(row, TaskRevokedError("expired"), state=states.REVOKED)
+        return ensure_outcome(row, TaskRevokedError("expired"), state=states.REVOKED)
     trace_task(task, request)
-    return _ensure_outcome(row, None)
+    return ensure_outcome(row, None)
 
 
-def _ensure_outcome(row: dict[str, Any], exc: BaseException | None,
-                    state: str = states.FAILURE) -> list[broker.Outcome]:
+def ensure_outcome(row: dict[str, Any], exc: BaseException | None,
+                   state: str = states.FAILURE) -> list[broker.Outcome]:
+    """The outcomes recorded for ``row``, or one that ends it with ``exc``."""
     # Safety net: if a receiver was disconnected or failed, the row must still end.
     box = take_outbox()
     if box:
@@ -194,11 +200,14 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
         signals.send(signals.task_prerun, sender=task, task_id=task_id, task=task, args=args,
                      kwargs=kwargs)
         try:
-            # Celery: a raising before_start fails the task, and the body never runs.
-            task.before_start(task_id, args, kwargs)  # type: ignore[arg-type]
-            retval = _run_with_autoretry(task, args, kwargs)
+            with _interruptible(request):
+                # Celery: a raising before_start fails the task; the body never runs.
+                task.before_start(task_id, args, kwargs)  # type: ignore[arg-type]
+                retval = _run_with_autoretry(task, args, kwargs)
         except Retry as exc:
             state, retval, tb = _on_retry(task, request, exc)
+        except interrupts.Terminated as exc:
+            state, retval, tb = _on_terminated(task, request, exc)
         except BaseException as exc:  # noqa: BLE001 - a task's exception is data
             einfo = _record_failure(task, request, exc)
             state, retval, tb = states.FAILURE, exc, einfo.traceback
@@ -224,6 +233,22 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
     finally:
         _pop(task)
     return state, retval, tb
+
+
+def _interruptible(request: Context) -> Any:
+    """Where the threads and solo pools can raise time limits and terminations."""
+    if interrupts_enabled and not request.is_eager and request.id:
+        return interrupts.interruptible(str(request.id))
+    return contextlib.nullcontext()
+
+
+def _on_terminated(task: Task, request: Context,
+                   exc: interrupts.Terminated) -> tuple[str, Any, str | None]:
+    """``revoke(terminate=True)`` reached the task in its thread: it ends REVOKED."""
+    logger.warning("Task %s[%s] terminated (signal %s)", task.name, request.id, exc.signum)
+    signals.send(signals.task_revoked, sender=task, request=request, terminated=True,
+                 signum=exc.signum, expired=False)
+    return states.REVOKED, exc, None
 
 
 def _handler(task: Task, name: str, *args: Any) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from django.utils import timezone
 
-from .. import broker, serialization, signals, states
+from .. import broker, interrupts, serialization, signals, states
 from ..conf import conf
 from ..db import Listener
 from ..events import dispatcher as events
@@ -359,7 +359,8 @@ class Worker:
         return max(0.0, wait)
 
     def _enforce_time_limits(self) -> None:
-        """Signal the soft limit inside the task; kill the process at the hard limit."""
+        """Raise the soft limit inside the task; at the hard limit, kill its process
+        (prefork) or raise TimeLimitExceeded inside its thread (threads, solo)."""
         if not self.deadlines or self.pool is None:
             return
         now = time.monotonic()
@@ -370,13 +371,16 @@ class Worker:
                 continue
             if soft is not None and now >= soft:
                 logger.warning("Soft time limit exceeded for task id=%s", task_id)
-                self.pool.kill_task(task_id, signal.SIGUSR1)
+                if not self.pool.interrupt(task_id, interrupts.soft_time_limit()):
+                    self.pool.kill_task(task_id, signal.SIGUSR1)
                 entry[0] = None
             if hard is not None and now >= hard:
                 logger.error("Hard time limit (%ss) exceeded for task id=%s", hard_limit,
                              task_id)
                 self._timed_out[task_id] = float(hard_limit or 0)
-                self.pool.kill_task(task_id, signal.SIGKILL)
+                if not self.pool.interrupt(task_id, interrupts.hard_time_limit(
+                        float(hard_limit or 0))):
+                    self.pool.kill_task(task_id, signal.SIGKILL)
                 del self.deadlines[task_id]
 
     def _wait(self, timeout: float) -> None:
@@ -423,7 +427,9 @@ class Worker:
     def _terminate(self, task_id: str, signum: int) -> None:
         if task_id in self._terminated or self.pool is None:
             return
-        if task_id in self.pool.running() and self.pool.kill_task(task_id, signum):
+        if task_id in self.pool.running() and (
+                self.pool.interrupt(task_id, interrupts.terminated(signum))
+                or self.pool.kill_task(task_id, signum)):
             logger.info("Terminating task id=%s with signal %s", task_id, signum)
             self._terminated[task_id] = signum
 
@@ -681,6 +687,9 @@ class Worker:
                     f.outcomes[-1].state if f.outcomes else f.lost)
                 continue
             if f.lost is None:
+                # A limit or a termination raised inside a thread ended the task itself.
+                self._timed_out.pop(f.task_id, None)
+                self._terminated.pop(f.task_id, None)
                 outcomes = f.outcomes
             else:
                 lost = self._lost_outcome(f, claimed)

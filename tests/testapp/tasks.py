@@ -499,3 +499,38 @@ def kill_self_late(key: str) -> None:
     """acks_late without reject_on_worker_lost: a lost process fails it (Celery)."""
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     os._exit(1)
+
+
+# --- limits and terminate in the threads and solo pools (issue 14) ------------------------
+
+
+def _busy(seconds: float, key: str | None = None) -> float:
+    """Works in Python (short sleeps), where an exception raised into its thread lands."""
+    if key:
+        SideEffect.objects.create(key=key, value="start", pid=os.getpid())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    if key:
+        SideEffect.objects.create(key=key, value="end", pid=os.getpid())
+    return seconds
+
+
+@task
+def busy(seconds: float, key: str | None = None) -> float:
+    return _busy(seconds, key)
+
+
+@task(soft_time_limit=0.5)
+def soft_limited_busy(seconds: float) -> str:
+    try:
+        _busy(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@task(time_limit=0.5)
+def hard_limited_busy(seconds: float, key: str | None = None) -> str:
+    _busy(seconds, key)
+    return "finished"

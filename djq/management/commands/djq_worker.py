@@ -28,21 +28,23 @@ def configure_logging(level: str) -> None:
         log.propagate = False
 
 
-def refuse_time_limits(pool: str, queues: list[str]) -> None:
-    """Time limits need the prefork pool: refuse to start a threads/solo worker while the
-    settings set one, or while a task routed to this worker's queues has one."""
+def warn_time_limits(pool: str, queues: list[str]) -> None:
+    """The threads and solo pools raise time limits inside the task's thread, which a
+    task blocked in C code does not see: say so once, naming the limited tasks."""
     limited = sorted(
         t.name for t in registry.values()
         if (t.time_limit is not None or t.soft_time_limit is not None)
         and (t.queue or conf.task_default_queue) in queues
     )
     if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
-        limited.insert(0, "the task_time_limit/task_soft_time_limit settings")
+        limited.insert(0, "every task (task_time_limit/task_soft_time_limit settings)")
     if limited:
-        raise CommandError(
-            f"Time limits need the prefork pool; -P {pool} cannot enforce them "
-            f"(configured by: {', '.join(limited)}). Use -P prefork or remove the limits."
-        )
+        logging.getLogger("djq.worker").warning(
+            "-P %s enforces time limits and revoke(terminate=True) by raising "
+            "SoftTimeLimitExceeded, TimeLimitExceeded or TaskRevokedError inside the "
+            "task's thread: a task blocked in C code (a system call, a C extension) cannot "
+            "be interrupted until it returns to Python. Tasks with time limits: %s",
+            pool, ", ".join(limited))
 
 
 class Command(BaseCommand):
@@ -74,7 +76,7 @@ class Command(BaseCommand):
         pool = options["pool"]
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
         if pool != "prefork":
-            refuse_time_limits(pool, queues or [conf.task_default_queue])
+            warn_time_limits(pool, queues or [conf.task_default_queue])
         if not options["without_beat"]:
             from djq.beat.sync import entries
             from djq.exceptions import ImproperlyConfigured
