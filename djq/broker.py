@@ -897,6 +897,12 @@ def fetch(task_id: str | uuid.UUID, using: str | None = None) -> dict[str, Any] 
     return dict(zip(FETCH_FIELDS, row)) if row else None
 
 
+async def afetch(conn: Any, task_id: str | uuid.UUID) -> dict[str, Any] | None:
+    """:func:`fetch` on an async psycopg connection (``AsyncResult.aget``)."""
+    cursor = await conn.execute(_FETCH, [_as_uuid(task_id)])
+    row = await cursor.fetchone()
+    return dict(zip(FETCH_FIELDS, row)) if row else None
+
 
 _CHILDREN = "SELECT id FROM djq_task WHERE parent_id = %s ORDER BY date_created"
 

@@ -391,6 +391,18 @@ class Task:
         """Send the task with these arguments; returns an ``AsyncResult`` at once."""
         return self.apply_async(args, kwargs)
 
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`delay` for async callers."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(self, args: Any = None, kwargs: dict[str, Any] | None = None,
+                           **options: Any) -> Any:
+        """:meth:`apply_async` for async callers: the row is written from a thread of
+        Django's (as ``sync_to_async`` does), not on the event loop."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.apply_async)(args, kwargs, **options)
+
     def apply_async(
         self,
         args: Any = None,

@@ -9,6 +9,7 @@ same signal therefore sees exactly what is stored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import inspect
@@ -263,8 +264,34 @@ def _body(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
     # A base class that overrides __call__ (a Celery pattern: wrap every run of its
     # tasks) is called as Celery calls it; otherwise run() directly.
     if type(task).__call__ is not Task.__call__:
-        return task(*args, **kwargs)
-    return task._call_run(args, kwargs)
+        value = task(*args, **kwargs)
+    else:
+        value = task._call_run(args, kwargs)
+    if inspect.iscoroutine(value):  # an ``async def`` task
+        return run_coroutine(value)
+    return value
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run an ``async def`` task's coroutine to its end on this thread's event loop
+    (one per pool process or thread, kept from task to task)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    future = asyncio.ensure_future(coro, loop=loop)
+    try:
+        return loop.run_until_complete(future)
+    except BaseException:
+        if not future.done():
+            # Interrupted outside the coroutine (a time limit or a termination raised
+            # into this thread): end it, and start the next task on a fresh loop.
+            future.cancel()
+            try:
+                loop.run_until_complete(future)
+            except BaseException:  # noqa: BLE001 - it is being abandoned
+                pass
+            loop.close()
+        raise
 
 
 def _run_with_autoretry(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -534,3 +535,32 @@ def soft_limited_busy(seconds: float) -> str:
 def hard_limited_busy(seconds: float, key: str | None = None) -> str:
     _busy(seconds, key)
     return "finished"
+
+
+# --- async def tasks (issue 14) -----------------------------------------------------------
+
+
+@task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    return x + y
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0.05)
+async def async_retry(self: Any) -> int:
+    await asyncio.sleep(0)
+    if self.request.retries < 1:
+        raise self.retry(exc=ValueError("again"))
+    return int(self.request.retries)
+
+
+@task
+async def async_fail() -> None:
+    await asyncio.sleep(0)
+    raise ValueError("async boom")
+
+
+@task
+async def async_loop_id() -> int:
+    """The id of the event loop the task runs on: one per pool process or thread."""
+    return id(asyncio.get_running_loop())
