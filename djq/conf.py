@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "task_time_limit": None,
     "task_soft_time_limit": None,
     "task_default_queue": "default",
+    "task_routes": None,  # Celery's: name/glob -> options, router functions (djq.routes)
     "task_default_priority": 0,
     "task_default_retry_delay": 180,
     "task_max_retries": 3,

@@ -16,7 +16,7 @@ from typing import Any, overload
 
 from django.utils import timezone
 
-from . import broker, serialization, signals, states
+from . import broker, routes, serialization, signals, states
 from . import options as option_checks
 from .canvas import Signature
 from .conf import conf
@@ -459,7 +459,7 @@ class Task:
         self._check_options(options)
         args, kwargs = self._checked_call(args, kwargs)
         template = self._template(countdown, eta, expires, queue, priority, task_id, link,
-                                  link_error, ignore_result, headers, options)
+                                  link_error, ignore_result, headers, options, args, kwargs)
         tid = template.task_id or uuid.uuid4()
         args_json, kwargs_json = encode_arguments(args, kwargs)
         message = template.message(tid, args_json, kwargs_json)
@@ -490,7 +490,7 @@ class Task:
         self, countdown: Any, eta: Any, expires: Any, queue: str | None,
         priority: int | None, task_id: Any, link: Any, link_error: Any,
         ignore_result: bool | None, headers: dict[str, Any] | None,
-        options: dict[str, Any],
+        options: dict[str, Any], args: Any = (), kwargs: dict[str, Any] | None = None,
     ) -> Template:
         option_checks.check_call_options(options)
         now = timezone.now()
@@ -507,9 +507,17 @@ class Task:
         else:
             expires_s = _seconds(expires, "expires")
             expires_dt = None if expires_s is None else now + datetime.timedelta(seconds=expires_s)
-        queue = queue if queue is not None else (self.queue or conf.task_default_queue)
-        option_checks.check_queue(queue)
+        # As in Celery: the call's options, then the task's, then task_routes, then the
+        # defaults.
+        queue = queue if queue is not None else self.queue
         priority = priority if priority is not None else self.priority
+        if queue is None or priority is None:
+            routed = routes.route(self.name, list(args or ()), dict(kwargs or {}),
+                                  {"queue": queue, "priority": priority, **options}, self)
+            queue = queue if queue is not None else routed.get("queue")
+            priority = priority if priority is not None else routed.get("priority")
+        queue = queue or conf.task_default_queue
+        option_checks.check_queue(queue)
         if priority is None:
             priority = conf.task_default_priority
         option_checks.check_priority(priority)
