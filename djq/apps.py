@@ -18,6 +18,14 @@ class DjqConfig(AppConfig):
 
         event_receivers.connect_sent()  # task-sent events, with task_send_sent_event
         autodiscover_modules("tasks")
+        from importlib import import_module
+
+        from .conf import conf
+
+        # Celery's imports/include: task modules other than <app>.tasks, imported in
+        # every process (a worker then knows their tasks).
+        for module in [*(conf.imports or ()), *(conf.include or ())]:
+            import_module(module)
         from importlib.util import find_spec
 
         if find_spec("django.tasks") or find_spec("django_tasks"):

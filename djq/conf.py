@@ -16,6 +16,8 @@ DEFAULTS: dict[str, Any] = {
     "task_time_limit": None,
     "task_soft_time_limit": None,
     "task_default_queue": "default",
+    "imports": (),  # Celery's: modules of tasks to import besides <app>.tasks
+    "include": (),  # Celery's: the same, imported after imports
     "task_routes": None,  # Celery's: name/glob -> options, router functions (djq.routes)
     "task_default_priority": 0,
     "task_default_retry_delay": 180,
