@@ -11,7 +11,7 @@ class DjqConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks, receivers  # noqa: F401 - checks register on import
+        from . import builtins, checks, receivers  # noqa: F401 - register on import
 
         receivers.connect()
         from .events import receivers as event_receivers

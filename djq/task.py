@@ -649,6 +649,24 @@ class Task:
 
     subtask = signature
 
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One task calling this one with each item of ``it`` (Celery's ``xmap``)."""
+        from .canvas import xmap
+
+        return xmap(self.s(), it)
+
+    def starmap(self, it: Iterable[Any]) -> Signature:
+        """One task calling this one with each argument tuple of ``it``."""
+        from .canvas import xstarmap
+
+        return xstarmap(self.s(), it)
+
+    def chunks(self, it: Iterable[Any], n: int) -> Signature:
+        """``it``'s argument tuples in parts of ``n``, one ``starmap`` task each."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs)
 
