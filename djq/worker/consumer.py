@@ -80,6 +80,7 @@ class Worker:
         prefetch_multiplier: int | None = None,
         hostname: str | None = None,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
         using: str | None = None,
         send_events: bool | None = None,
         beat: bool = False,
@@ -94,6 +95,7 @@ class Worker:
         self.prefetch = max(1, self.concurrency * max(1, int(multiplier)))
         self.hostname = hostname or default_hostname()
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child  # KiB, as in Celery
         self.using = using or conf.database
         self.send_events = bool(conf.worker_send_task_events if send_events is None
                                 else send_events)
@@ -187,7 +189,7 @@ class Worker:
         if self.send_events:  # before the pool starts: its processes inherit it
             self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
-                              self.max_tasks_per_child)
+                              self.max_tasks_per_child, self.max_memory_per_child)
         self.pool.start()
         if self.events is not None:
             self.events.worker_event(self.conn, "worker-online", self)

@@ -259,8 +259,21 @@ def _run(row: dict[str, Any], hostname: str) -> list[broker.Outcome]:
         _after_task()
 
 
+def rss_kib() -> int:
+    """This process's resident memory in KiB (Celery's measure for
+    ``--max-memory-per-child``)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
-                inherited: list[Connection]) -> None:
+                inherited: list[Connection], max_memory: int | None = None) -> None:
     """A pool process: run one task at a time until told to stop."""
     # Close the parent's ends of every pool pipe we inherited through fork, so that when
     # the parent dies our pipe reads EOF and our writes fail, instead of talking to
@@ -296,6 +309,14 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             outcomes = _run(row, hostname)
             done += 1
             retire = max_tasks is not None and done >= max_tasks
+            if max_memory is not None and not retire:
+                used = rss_kib()
+                if used > max_memory:
+                    # As Celery: the task that took the process past the limit is done;
+                    # the process is replaced after it.
+                    logger.warning("Child process %s exiting after exceeding memory limit "
+                                   "(%dKiB / %dKiB)", os.getpid(), used, max_memory)
+                    retire = True
             try:
                 conn.send_bytes(json.dumps(
                     [row["id"], [outcome_to_json(o) for o in outcomes], retire,
@@ -326,7 +347,8 @@ class PreforkPool:
     holds = True
 
     def __init__(self, hostname: str, concurrency: int, max_tasks_per_child: int | None = None,
-                 **kwargs: Any) -> None:
+                 max_memory_per_child: int | None = None, **kwargs: Any) -> None:
+        self.max_memory_per_child = max_memory_per_child
         self.hostname = hostname
         self.concurrency = concurrency
         self.max_tasks_per_child = max_tasks_per_child
@@ -346,7 +368,8 @@ class PreforkPool:
         inherited = [c.conn for c in self.children] + [parent_conn]
         process = self.ctx.Process(
             target=_child_main,
-            args=(child_conn, self.hostname, self.max_tasks_per_child, inherited),
+            args=(child_conn, self.hostname, self.max_tasks_per_child, inherited,
+                  self.max_memory_per_child),
             name="djq-pool", daemon=True,
         )
         process.start()
@@ -467,9 +490,14 @@ class PreforkPool:
 
 
 def make_pool(kind: str, hostname: str, concurrency: int,
-              max_tasks_per_child: int | None) -> Pool:
+              max_tasks_per_child: int | None,
+              max_memory_per_child: int | None = None) -> Pool:
     if kind == "prefork":
-        return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child)
+        return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child,
+                           max_memory_per_child=max_memory_per_child)
+    if max_tasks_per_child is not None or max_memory_per_child is not None:
+        raise ValueError(f"--max-tasks-per-child and --max-memory-per-child recycle pool "
+                         f"processes: -P {kind} has none (use -P prefork)")
     if kind == "threads":
         return ThreadPool(hostname, concurrency)
     if kind == "solo":

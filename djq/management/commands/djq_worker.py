@@ -60,6 +60,9 @@ class Command(BaseCommand):
         parser.add_argument("--prefetch-multiplier", type=int, default=None)
         parser.add_argument("-n", "--hostname", default=None, help="Worker name")
         parser.add_argument("--max-tasks-per-child", type=int, default=None)
+        parser.add_argument("--max-memory-per-child", type=int, default=None,
+                            help="KiB of resident memory after which a pool process is "
+                                 "replaced, once its task is done (prefork)")
         parser.add_argument("-E", "--task-events", action="store_true", default=None,
                             help="Send task events")
         parser.add_argument("-l", "--loglevel", default="WARNING",
@@ -69,13 +72,19 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])
-        for key in ("concurrency", "prefetch_multiplier", "max_tasks_per_child"):
+        for key in ("concurrency", "prefetch_multiplier", "max_tasks_per_child",
+                    "max_memory_per_child"):
             if options[key] is not None and options[key] < (0 if key == "prefetch_multiplier"
                                                             else 1):
                 raise CommandError(f"--{key.replace('_', '-')} must be 1 or more")
         pool = options["pool"]
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
         if pool != "prefork":
+            for key in ("max_tasks_per_child", "max_memory_per_child"):
+                if options[key] is not None:
+                    raise CommandError(
+                        f"--{key.replace('_', '-')} recycles pool processes: -P {pool} has "
+                        "none (use -P prefork)")
             warn_time_limits(pool, queues or [conf.task_default_queue])
         if not options["without_beat"]:
             from djq.beat.sync import entries
@@ -89,6 +98,7 @@ class Command(BaseCommand):
             concurrency=options["concurrency"], queues=queues or None, pool=pool,
             prefetch_multiplier=options["prefetch_multiplier"], hostname=options["hostname"],
             max_tasks_per_child=options["max_tasks_per_child"],
+            max_memory_per_child=options["max_memory_per_child"],
             send_events=options["task_events"], beat=not options["without_beat"],
         )
         worker.install_signal_handlers()
