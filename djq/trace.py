@@ -224,7 +224,7 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
                 runtime = time.monotonic() - started
                 _handler(task, "on_success", retval, task_id, args, kwargs)
                 if not request.is_eager:
-                    logger.info("Task %s[%s] succeeded in %.6fs: %r", task.name, task_id,
+                    logger.info("Task %s[%s] succeeded in %.6fs: %r", _shown(task, request), task_id,
                                 runtime, retval)
                 signals.send(signals.task_success, sender=task, result=retval)
         if state != states.RETRY:  # as in Celery: not for an attempt that retries
@@ -246,10 +246,16 @@ def _interruptible(request: Context) -> Any:
 def _on_terminated(task: Task, request: Context,
                    exc: interrupts.Terminated) -> tuple[str, Any, str | None]:
     """``revoke(terminate=True)`` reached the task in its thread: it ends REVOKED."""
-    logger.warning("Task %s[%s] terminated (signal %s)", task.name, request.id, exc.signum)
+    logger.warning("Task %s[%s] terminated (signal %s)", _shown(task, request), request.id,
+                   exc.signum)
     signals.send(signals.task_revoked, sender=task, request=request, terminated=True,
                  signum=exc.signum, expired=False)
     return states.REVOKED, exc, None
+
+
+def _shown(task: Task, request: Context) -> str:
+    """The name logs show: Celery's ``shadow`` option, else the task's."""
+    return str(getattr(request, "shadow", None) or task.name)
 
 
 def _handler(task: Task, name: str, *args: Any) -> None:
@@ -319,7 +325,7 @@ def _on_retry(task: Task, request: Context, exc: Retry) -> tuple[str, Any, str |
         return eager.state, eager.result, eager.traceback
     einfo = ExceptionInfo(exc)
     _handler(task, "on_retry", exc.exc, request.id, request.args, request.kwargs, einfo)
-    logger.info("Task %s[%s] retry: %s", task.name, request.id, exc)
+    logger.info("Task %s[%s] retry: %s", _shown(task, request), request.id, exc)
     signals.send(signals.task_retry, sender=task, request=request, reason=exc, einfo=einfo)
     return states.RETRY, exc, einfo.traceback
 
@@ -330,9 +336,9 @@ def _record_failure(task: Task, request: Context, exc: BaseException) -> Excepti
         pass
     elif task.throws and isinstance(exc, task.throws):
         # Celery's ``throws``: an expected error, logged at INFO without its traceback.
-        logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
+        logger.info("Task %s[%s] raised expected: %r", _shown(task, request), request.id, exc)
     else:
-        logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc,
+        logger.error("Task %s[%s] raised unexpected: %r", _shown(task, request), request.id, exc,
                      exc_info=(type(exc), exc, einfo.tb))
     _handler(task, "on_failure", exc, request.id, request.args, request.kwargs, einfo)
     signals.send(signals.task_failure, sender=task, task_id=request.id, exception=exc,

@@ -8,7 +8,14 @@ from djq import states
 from djq.task import registry
 from tests.conftest import wait_for
 from tests.testapp.models import SideEffect
-from tests.testapp.tasks import HOOK_PREFIX, hooked, multiply, shared_retry_div, wrapped_add
+from tests.testapp.tasks import (
+    HOOK_PREFIX,
+    add,
+    hooked,
+    multiply,
+    shared_retry_div,
+    wrapped_add,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,3 +131,10 @@ def test_handlers_run_under_apply_too():
     assert [n for n in notes(result.id) if not n.startswith("signal")] == [
         "before_start ['ok'] {}", "run", "on_success 'ok'", "after_return SUCCESS 'ok' False",
     ]
+
+
+def test_shadow_names_the_task_in_the_workers_log(worker):
+    result = add.apply_async((1, 1), shadow="shown.as.this")
+    assert result.get(timeout=20) == 2
+    wait_for(lambda: f"Task shown.as.this[{result.id}] succeeded in" in worker.output(),
+             message="the shadow name in the log")
