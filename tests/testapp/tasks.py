@@ -299,9 +299,10 @@ def chaos_once(key: str, seconds: float) -> str:
     return key
 
 
-@task(acks_late=True)
+@task(acks_late=True, reject_on_worker_lost=True)
 def chaos_late(key: str, seconds: float) -> str:
-    """Chaos test task with acks_late: must run at least once."""
+    """Chaos test task with acks_late and reject_on_worker_lost (so a killed pool
+    process re-queues it too): must run at least once."""
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     time.sleep(seconds)
     return key
