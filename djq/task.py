@@ -516,7 +516,8 @@ class Task:
                                   {"queue": queue, "priority": priority, **options}, self)
             queue = queue if queue is not None else routed.get("queue")
             priority = priority if priority is not None else routed.get("priority")
-        queue = queue or conf.task_default_queue
+        if queue is None:
+            queue = conf.task_default_queue
         option_checks.check_queue(queue)
         if priority is None:
             priority = conf.task_default_priority
