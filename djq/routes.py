@@ -50,7 +50,8 @@ def _old_style(router: Any) -> Router:
     return route
 
 
-def _routers(setting: Any) -> Iterator[Router]:
+def routers(setting: Any) -> Iterator[Router]:
+    """The router functions of a ``task_routes`` value, in the order they are asked."""
     items = setting if isinstance(setting, (list, tuple)) else [setting]
     for item in items:
         if isinstance(item, str):
@@ -76,7 +77,7 @@ def route(name: str, args: Any, kwargs: Any, options: dict[str, Any],
     setting = conf.task_routes
     if not setting:
         return {}
-    for router in _routers(setting):
+    for router in routers(setting):
         found = router(name, args, kwargs, options, task=task)
         if found:
             return _expand(found, name)

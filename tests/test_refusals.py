@@ -106,3 +106,26 @@ def test_throws_logs_expected_errors_at_info_without_traceback(caplog):
 
 def _raise_key_error() -> None:
     raise KeyError("expected")
+
+
+@pytest.mark.parametrize("djq, error", [
+    ({"task_max_deliveries": 0}, "djq.E020"),
+    ({"task_max_deliveries": "5"}, "djq.E020"),
+    ({"imports": "tests.testapp.jobs"}, "djq.E021"),
+    ({"include": [42]}, "djq.E021"),
+    ({"task_routes": [42]}, "djq.E022"),
+    ({"task_routes": "no.such.router"}, "djq.E022"),
+])
+def test_bad_task_settings_are_system_check_errors(settings, djq, error):
+    from djq.checks import check_task_settings
+
+    settings.DJQ = djq
+    assert [p.id for p in check_task_settings()] == [error]
+
+
+def test_good_task_settings_pass_the_system_check(settings):
+    from djq.checks import check_task_settings
+
+    settings.DJQ = {"task_max_deliveries": 2, "imports": ["tests.testapp.jobs"],
+                    "task_routes": [{"*": "q"}, "tests.test_routes.by_args"]}
+    assert check_task_settings() == []
