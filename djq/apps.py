@@ -11,13 +11,21 @@ class DjqConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks, receivers  # noqa: F401 - checks register on import
+        from . import builtins, checks, receivers  # noqa: F401 - register on import
 
         receivers.connect()
         from .events import receivers as event_receivers
 
         event_receivers.connect_sent()  # task-sent events, with task_send_sent_event
         autodiscover_modules("tasks")
+        from importlib import import_module
+
+        from .conf import conf
+
+        # Celery's imports/include: task modules other than <app>.tasks, imported in
+        # every process (a worker then knows their tasks).
+        for module in [*(conf.imports or ()), *(conf.include or ())]:
+            import_module(module)
         from importlib.util import find_spec
 
         if find_spec("django.tasks") or find_spec("django_tasks"):

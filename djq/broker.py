@@ -702,6 +702,63 @@ def fail_orphans(conn: Any, ids: Sequence[uuid.UUID], result: str, traceback: st
     return int(conn.execute(_FAIL_ORPHANS, [result, traceback, list(ids)]).fetchone()[0])
 
 
+# A started row whose process or worker was lost goes back to its queue, counted on the
+# row; the delivery that would pass its limit ends it FAILURE instead, so a task that
+# kills whatever runs it can never loop. The error's text carries @N@ (deliveries so
+# far) and @MAX@ (the limit), filled in here from the row.
+_REDELIVER = f"""
+WITH v AS (
+    SELECT (e->>0)::uuid AS id, (e->>1)::int AS max_deliveries
+    FROM json_array_elements(%s::json) AS e
+), r AS (
+    UPDATE djq_task t SET
+        deliveries = t.deliveries + 1,
+        status = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN {DONE} ELSE {WAITING} END,
+        state = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN '{states.FAILURE}'
+                     ELSE '{states.PENDING}' END,
+        result = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN
+            replace(replace(%s, '@N@', (t.deliveries + 1)::text), '@MAX@',
+                    v.max_deliveries::text) END,
+        traceback = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN
+            replace(replace(%s, '@N@', (t.deliveries + 1)::text), '@MAX@',
+                    v.max_deliveries::text) END,
+        date_done = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN now() END,
+        run_at = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN t.run_at ELSE now() END,
+        claimed_by = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN t.claimed_by END,
+        worker = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN t.worker END,
+        date_claimed = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN t.date_claimed END,
+        date_started = CASE WHEN t.deliveries + 1 >= v.max_deliveries THEN t.date_started END
+    FROM v
+    WHERE t.id = v.id AND t.status = {STARTED} AND (
+        (%s::bigint IS NULL AND NOT EXISTS (
+            SELECT 1 FROM djq_worker w WHERE w.id = t.claimed_by AND w.stopped_at IS NULL))
+        OR t.claimed_by = %s::bigint)
+    RETURNING t.id, t.status, t.queue, t.deliveries
+), done AS (
+    SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ','))
+    FROM r WHERE status = {DONE} HAVING count(*) > 0
+), woke AS (
+    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
+    FROM (SELECT DISTINCT queue FROM r WHERE status = {WAITING}) q
+)
+SELECT r.id, r.status, r.deliveries, (SELECT count(*) FROM done), (SELECT count(*) FROM woke)
+FROM r
+"""
+
+
+def redeliver(conn: Any, rows: Sequence[tuple[uuid.UUID, int]], result: str, traceback: str,
+              worker_id: int | None = None) -> list[tuple[uuid.UUID, bool, int]]:
+    """Put started rows whose process or worker was lost back in their queue, counting
+    the delivery; a row reaching its limit (``rows``: (id, max deliveries)) ends FAILURE
+    with ``result``/``traceback`` (``@N@`` and ``@MAX@`` filled in). Rows held by
+    ``worker_id``, or, without it, by no live worker. Returns (id, ended, deliveries)."""
+    if not rows:
+        return []
+    payload = json.dumps([[str(i), int(n)] for i, n in rows])
+    found = conn.execute(_REDELIVER, [payload, result, traceback, worker_id, worker_id])
+    return [(r[0], int(r[1]) == DONE, int(r[2])) for r in found.fetchall()]
+
+
 _PRUNE = f"""
 DELETE FROM djq_task WHERE id IN (
     SELECT id FROM djq_task
@@ -747,7 +804,8 @@ RETRY = f"""
 WITH r AS (
     UPDATE djq_task SET status = {WAITING}, state = '{states.PENDING}', result = NULL,
         traceback = NULL, retries = 0, run_at = now(), worker = NULL, claimed_by = NULL,
-        date_claimed = NULL, date_started = NULL, date_done = NULL, terminate = NULL
+        date_claimed = NULL, date_started = NULL, date_done = NULL, terminate = NULL,
+        deliveries = 0
     WHERE id = %s AND status = {DONE}
     RETURNING id, queue, group_id
 ), uncounted AS (
@@ -838,6 +896,12 @@ def fetch(task_id: str | uuid.UUID, using: str | None = None) -> dict[str, Any] 
         row = cursor.fetchone()
     return dict(zip(FETCH_FIELDS, row)) if row else None
 
+
+async def afetch(conn: Any, task_id: str | uuid.UUID) -> dict[str, Any] | None:
+    """:func:`fetch` on an async psycopg connection (``AsyncResult.aget``)."""
+    cursor = await conn.execute(_FETCH, [_as_uuid(task_id)])
+    row = await cursor.fetchone()
+    return dict(zip(FETCH_FIELDS, row)) if row else None
 
 
 _CHILDREN = "SELECT id FROM djq_task WHERE parent_id = %s ORDER BY date_created"

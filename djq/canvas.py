@@ -661,6 +661,67 @@ class chord(_Composite):
         return f"chord({self.header!r}, {self.body!r})"
 
 
+def xmap(task: Any, it: Iterable[Any], **options: Any) -> Signature:
+    """``Task.map(it)``: one task that calls ``task(item)`` for each item and returns
+    the list of results (Celery's ``celery.map``)."""
+    return Signature("celery.map", (), {"task": _task_signature(task), "it": list(it)},
+                     options=options, immutable=True)
+
+
+def xstarmap(task: Any, it: Iterable[Any], **options: Any) -> Signature:
+    """``Task.starmap(it)``: one task that calls ``task(*item)`` for each item
+    (Celery's ``celery.starmap``)."""
+    return Signature("celery.starmap", (),
+                     {"task": _task_signature(task), "it": [list(i) for i in it]},
+                     options=options, immutable=True)
+
+
+def _task_signature(task: Any) -> Signature:
+    from .task import Task
+
+    sig = task.s() if isinstance(task, Task) else maybe_signature(task)
+    if sig is None:
+        raise TypeError(f"Expected a task or a signature, not {type(task).__name__}")
+    return sig
+
+
+@Signature.register_type("chunks")
+class chunks(Signature):
+    """``Task.chunks(it, n)``: ``it`` split into parts of ``n`` argument tuples, each
+    part one ``starmap`` task, sent as one group (Celery's). Calling it sends it; its
+    result is a :class:`~djq.result.GroupResult` whose ``get()`` is a list of lists."""
+
+    def __init__(self, task: Any, it: Iterable[Any], n: int, **options: Any) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"chunks: n must be a positive integer, not {n!r}")
+        Signature.__init__(self, "celery.chunks", (),
+                           {"task": _task_signature(task), "it": [list(i) for i in it],
+                            "n": n}, options=options, immutable=True, subtask_type="chunks")
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Signature:
+        kwargs = d.get("kwargs") or {}
+        return chunks(Signature.from_dict(kwargs["task"]), kwargs.get("it") or (),
+                      int(kwargs.get("n") or 1), **(d.get("options") or {}))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(**kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async()
+
+    def apply_async(self, args: Any = None, kwargs: dict[str, Any] | None = None,
+                    **options: Any) -> Any:
+        return self.group().apply_async(**dict(self["options"], **options))
+
+    def group(self) -> group:
+        """The group of ``starmap`` tasks this sends."""
+        task = Signature.from_dict(self["kwargs"]["task"])
+        items = list(self["kwargs"]["it"])
+        n = int(self["kwargs"]["n"])
+        return group([xstarmap(task, items[i:i + n]) for i in range(0, len(items), n)])
+
+
 def signature(varies: str | dict[str, Any] | Signature, *args: Any, **kwargs: Any) -> Signature:
     """Build a signature from a task name (``djq.signature("app.tasks.add", args=(2, 2))``)
     or turn a dict (e.g. one decoded from JSON) back into one of the right class."""

@@ -56,3 +56,29 @@ def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 hint="Check the name, or that its app's tasks module is imported",
                 id="djq.W010"))
     return problems
+
+
+@register()
+def check_task_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The settings of issue 14 that a worker reads only when it needs them: refused at
+    start-up rather than when a process is lost or a task is sent."""
+    from . import routes
+    from .exceptions import ImproperlyConfigured
+
+    problems: list[Any] = []
+    limit = conf.task_max_deliveries
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        problems.append(Error(
+            f"DJQ['task_max_deliveries'] must be a positive integer, not {limit!r}",
+            id="djq.E020"))
+    for key in ("imports", "include"):
+        value = getattr(conf, key)
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+                isinstance(m, str) for m in value):
+            problems.append(Error(f"DJQ[{key!r}] must be a list of module names",
+                                  id="djq.E021"))
+    try:
+        list(routes.routers(conf.task_routes or ()))
+    except ImproperlyConfigured as exc:
+        problems.append(Error(str(exc), id="djq.E022"))
+    return problems

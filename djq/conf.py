@@ -11,9 +11,14 @@ DEFAULTS: dict[str, Any] = {
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_acks_late": False,
+    "task_reject_on_worker_lost": False,  # with acks_late: a lost process re-queues
+    "task_max_deliveries": 5,  # djq's: a task lost this many times ends FAILURE
     "task_time_limit": None,
     "task_soft_time_limit": None,
     "task_default_queue": "default",
+    "imports": (),  # Celery's: modules of tasks to import besides <app>.tasks
+    "include": (),  # Celery's: the same, imported after imports
+    "task_routes": None,  # Celery's: name/glob -> options, router functions (djq.routes)
     "task_default_priority": 0,
     "task_default_retry_delay": 180,
     "task_max_retries": 3,

@@ -15,8 +15,7 @@ from django.db import connections
 from .conf import conf
 
 
-def open_connection(using: str | None = None, **extra: Any) -> psycopg.Connection[Any]:
-    """A new autocommit psycopg connection to the database of alias ``using``."""
+def _params(using: str | None, extra: dict[str, Any]) -> dict[str, Any]:
     params = connections[using or conf.database].get_connection_params()
     for key in ("cursor_factory", "context", "prepare_threshold", "pool"):
         params.pop(key, None)
@@ -24,8 +23,21 @@ def open_connection(using: str | None = None, **extra: Any) -> psycopg.Connectio
     # An unreachable server must not hang a worker (or its shutdown) for the minutes a
     # TCP connect can take; the alias's OPTIONS may say otherwise.
     params.setdefault("connect_timeout", 5)
-    conn = psycopg.connect(autocommit=True, prepare_threshold=5, **params)
+    return params
+
+
+def open_connection(using: str | None = None, **extra: Any) -> psycopg.Connection[Any]:
+    """A new autocommit psycopg connection to the database of alias ``using``."""
+    conn = psycopg.connect(autocommit=True, prepare_threshold=5, **_params(using, extra))
     conn.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+async def open_async_connection(using: str | None = None,
+                                **extra: Any) -> psycopg.AsyncConnection[Any]:
+    """:func:`open_connection` for async callers."""
+    conn = await psycopg.AsyncConnection.connect(autocommit=True, **_params(using, extra))
+    await conn.execute("SET TIME ZONE 'UTC'")
     return conn
 
 

@@ -38,6 +38,10 @@ class Task(models.Model):
     result = models.TextField(null=True, blank=True, help_text="JSON: return value, meta or error")
     traceback = models.TextField(null=True, blank=True)
     retries = models.IntegerField(default=0)
+    deliveries = models.IntegerField(
+        default=0, db_default=0,
+        help_text="Times it was started and lost (its process or worker died), then "
+                  "delivered again")
     eta = models.DateTimeField(null=True, blank=True)
     run_at = models.DateTimeField(help_text="Not claimed before this time")
     expires = models.DateTimeField(null=True, blank=True)

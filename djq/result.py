@@ -222,6 +222,41 @@ class AsyncResult:
 
     wait = get
 
+    async def aget(self, timeout: float | None = None, propagate: bool = True,
+                   interval: float = 0.5, **kwargs: Any) -> Any:
+        """:meth:`get` for async callers: waits on the same NOTIFY (a LISTEN connection
+        of its own, for the wait) without blocking the event loop."""
+        from .db import open_async_connection
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        conn = await open_async_connection(self.using,
+                                           application_name="djq AsyncResult.aget")
+        try:
+            await conn.execute(f'LISTEN "{broker.DONE_CHANNEL}"')
+            while True:
+                row = self._cache or await self._aread(conn)
+                if row is not None and row["state"] in states.READY_STATES:
+                    self._cache = row  # a finished result no longer changes
+                    return self._finish(row, propagate)
+                wait = interval if interval and interval > 0 else 0.5
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("The operation timed out.")
+                    wait = min(wait, remaining)
+                async for notify in conn.notifies(timeout=wait):
+                    if self.id in notify.payload.split(","):
+                        break
+        finally:
+            await conn.close()
+
+    async def _aread(self, conn: Any) -> dict[str, Any] | None:
+        try:
+            uuid.UUID(self.id)
+        except ValueError:
+            return None
+        return await broker.afetch(conn, self.id)
+
     def _finish(self, row: dict[str, Any], propagate: bool) -> Any:
         value = self._decoded_result(row)
         if propagate and row["state"] in states.PROPAGATE_STATES:

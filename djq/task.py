@@ -16,7 +16,7 @@ from typing import Any, overload
 
 from django.utils import timezone
 
-from . import broker, serialization, signals, states
+from . import broker, routes, serialization, signals, states
 from . import options as option_checks
 from .canvas import Signature
 from .conf import conf
@@ -107,13 +107,6 @@ class _RequestStack(threading.local):
         self.stack: list[Context] = []
 
 
-# Options of Celery's apply_async that have no meaning with a Postgres broker; accepted
-# (a Celery project passes them) and ignored.
-_IGNORED_OPTIONS = frozenset({
-    "exchange", "routing_key", "exchange_type", "compression", "retry", "retry_policy",
-    "add_to_parent", "producer", "connection", "publisher", "delivery_mode", "mandatory",
-    "immediate", "reply_to", "correlation_id", "serializer",
-})
 _EXTRA_OPTIONS = frozenset({
     "parent_id", "root_id", "group_id", "retries", "time_limit", "soft_time_limit",
     "argsrepr", "kwargsrepr", "shadow", "chord", "using",
@@ -228,6 +221,17 @@ class Template:
         }
 
 
+# The options @task takes (a base class's own attributes are options too, as in Celery).
+TASK_OPTIONS = frozenset({
+    "name", "bind", "typing", "max_retries", "default_retry_delay", "queue", "priority",
+    "ignore_result", "store_errors_even_if_ignored", "track_started", "acks_late",
+    "time_limit", "soft_time_limit", "autoretry_for", "dont_autoretry_for", "retry_kwargs",
+    "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit",
+    "reject_on_worker_lost", "max_deliveries", "expires", "throws", "serializer", "trail", "send_events",
+    "acks_on_failure_or_timeout", "store_eager_result", "abstract",
+})
+
+
 class Task:
     """A registered function that can run inline or be sent to workers."""
 
@@ -252,21 +256,34 @@ class Task:
     retry_jitter: bool = True
     rate_limit: str | None = None
     reject_on_worker_lost: bool | None = None
+    max_deliveries: int | None = None
+    expires: float | datetime.datetime | None = None
+    throws: tuple[type[BaseException], ...] = ()
+    # Celery's, accepted with the value that asks for what djq does (see options.py).
+    serializer: str | None = None
+    trail: bool = True
+    send_events: bool = True
+    acks_on_failure_or_timeout: bool = True
+    store_eager_result: bool = False
+    abstract: bool | None = None
 
     _SENTINEL: Any = object()
 
     def __init__(self, fun: Callable[..., Any] | None = None, **options: Any) -> None:
         self._stack = _RequestStack()
         for key, value in options.items():
-            if not hasattr(type(self), key) and key not in {"name", "bind"}:
+            if key not in TASK_OPTIONS and not _set_by_subclass(type(self), key):
                 raise TypeError(f"Unknown task option {key!r}")
             setattr(self, key, value)
-        if "max_retries" not in options and type(self).max_retries == Task.max_retries:
+        # Unless the call or a base class gives them, these come from the settings.
+        if "max_retries" not in options and not _set_by_subclass(type(self), "max_retries"):
             self.max_retries = self._SENTINEL  # resolved from conf at retry time
-        if "default_retry_delay" not in options:
+        if ("default_retry_delay" not in options
+                and not _set_by_subclass(type(self), "default_retry_delay")):
             self.default_retry_delay = self._SENTINEL
         self.autoretry_for = tuple(self.autoretry_for or ())
         self.dont_autoretry_for = tuple(self.dont_autoretry_for or ())
+        self.throws = tuple(self.throws or ())
         if fun is not None:
             self.run = fun  # type: ignore[method-assign]
             self.__wrapped__ = fun
@@ -276,6 +293,15 @@ class Task:
             self.__qualname__ = getattr(fun, "__qualname__", fun.__name__)
             if not self.name:
                 self.name = f"{fun.__module__}.{fun.__name__}"
+        elif type(self).run is not Task.run:
+            # A class-based task (Celery's ``class MyTask(Task)`` with ``run()``), named
+            # after its class unless it says otherwise, as Celery names it.
+            cls = type(self)
+            self.__module__ = cls.__module__
+            self.__name__ = cls.__name__
+            self.__doc__ = cls.__doc__
+            if not self.name:
+                self.name = f"{cls.__module__}.{cls.__name__}"
         option_checks.check_task_options(self)
         self._signature = inspect.signature(self.run) if self.typing else None
         if self._signature is not None and self.bind:
@@ -284,6 +310,26 @@ class Task:
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("Tasks must define the run method.")
+
+    # -- handlers (Celery's): called in the worker, and by apply() ---------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: dict[str, Any]) -> None:
+        """Called before the body runs; an exception raised here fails the task."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any,
+                   kwargs: dict[str, Any]) -> None:
+        """Called when the task succeeded, before ``task_success`` is sent."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any,
+                   kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called when the task failed, before ``task_failure`` is sent."""
+
+    def on_retry(self, exc: BaseException | None, task_id: str, args: Any,
+                 kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called when the task is to be retried, before ``task_retry`` is sent."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any,
+                     kwargs: dict[str, Any], einfo: Any) -> None:
+        """Called after the task succeeded or failed (not when it retries)."""
 
     # -- resolved options ----------------------------------------------------------------
     def _opt(self, value: Any, setting: str) -> Any:
@@ -354,6 +400,18 @@ class Task:
 
         return send_many(self, calls, options)
 
+    async def adelay(self, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`delay` for async callers."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(self, args: Any = None, kwargs: dict[str, Any] | None = None,
+                           **options: Any) -> Any:
+        """:meth:`apply_async` for async callers: the row is written from a thread of
+        Django's (as ``sync_to_async`` does), not on the event loop."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.apply_async)(args, kwargs, **options)
+
     def apply_async(
         self,
         args: Any = None,
@@ -410,7 +468,7 @@ class Task:
         self._check_options(options)
         args, kwargs = self._checked_call(args, kwargs)
         template = self._template(countdown, eta, expires, queue, priority, task_id, link,
-                                  link_error, ignore_result, headers, options)
+                                  link_error, ignore_result, headers, options, args, kwargs)
         tid = template.task_id or uuid.uuid4()
         args_json, kwargs_json = encode_arguments(args, kwargs)
         message = template.message(tid, args_json, kwargs_json)
@@ -421,11 +479,10 @@ class Task:
     # shares one template among the plain members of a group.
     @staticmethod
     def _check_options(options: dict[str, Any]) -> None:
-        unknown = set(options) - _IGNORED_OPTIONS - _EXTRA_OPTIONS
+        unknown = set(options) - option_checks.PUBLISH_OPTIONS - _EXTRA_OPTIONS
         if unknown:
             raise TypeError(f"apply_async() got unexpected options: {sorted(unknown)}")
-        if options.get("serializer") not in (None, "json"):
-            raise ValueError("djq sends JSON only; serializer must be 'json'")
+        option_checks.check_publish_options(options)
 
     def _checked_call(self, args: Any,
                       kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
@@ -442,7 +499,7 @@ class Task:
         self, countdown: Any, eta: Any, expires: Any, queue: str | None,
         priority: int | None, task_id: Any, link: Any, link_error: Any,
         ignore_result: bool | None, headers: dict[str, Any] | None,
-        options: dict[str, Any],
+        options: dict[str, Any], args: Any = (), kwargs: dict[str, Any] | None = None,
     ) -> Template:
         option_checks.check_call_options(options)
         now = timezone.now()
@@ -452,14 +509,25 @@ class Task:
             raise ValueError("Give countdown or eta, not both")
         if countdown_s is not None:
             eta_dt = now + datetime.timedelta(seconds=countdown_s)
+        if expires is None:
+            expires = self.expires  # the task's default, as in Celery
         if isinstance(expires, datetime.datetime):
             expires_dt = _to_datetime(expires, "expires")
         else:
             expires_s = _seconds(expires, "expires")
             expires_dt = None if expires_s is None else now + datetime.timedelta(seconds=expires_s)
-        queue = queue if queue is not None else (self.queue or conf.task_default_queue)
-        option_checks.check_queue(queue)
+        # As in Celery: the call's options, then the task's, then task_routes, then the
+        # defaults.
+        queue = queue if queue is not None else self.queue
         priority = priority if priority is not None else self.priority
+        if queue is None or priority is None:
+            routed = routes.route(self.name, list(args or ()), dict(kwargs or {}),
+                                  {"queue": queue, "priority": priority, **options}, self)
+            queue = queue if queue is not None else routed.get("queue")
+            priority = priority if priority is not None else routed.get("priority")
+        if queue is None:
+            queue = conf.task_default_queue
+        option_checks.check_queue(queue)
         if priority is None:
             priority = conf.task_default_priority
         option_checks.check_priority(priority)
@@ -591,6 +659,24 @@ class Task:
 
     subtask = signature
 
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One task calling this one with each item of ``it`` (Celery's ``xmap``)."""
+        from .canvas import xmap
+
+        return xmap(self.s(), it)
+
+    def starmap(self, it: Iterable[Any]) -> Signature:
+        """One task calling this one with each argument tuple of ``it``."""
+        from .canvas import xstarmap
+
+        return xstarmap(self.s(), it)
+
+    def chunks(self, it: Iterable[Any], n: int) -> Signature:
+        """``it``'s argument tuples in parts of ``n``, one ``starmap`` task each."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs)
 
@@ -599,6 +685,23 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
+
+
+def _set_by_subclass(cls: type[Task], attr: str) -> bool:
+    """Whether a class between ``cls`` and :class:`Task` sets ``attr`` (a shared base's
+    option, as Celery's abstract task classes carry them)."""
+    return any(attr in vars(klass) for klass in cls.__mro__
+               if klass is not Task and issubclass(klass, Task))
+
+
+def register_task(task: Task) -> Task:
+    """Register a class-based task instance under its name (Celery's
+    ``app.register_task``); returns it."""
+    if not isinstance(task, Task):
+        raise TypeError(f"register_task() takes a Task instance, not {type(task).__name__}")
+    if type(task).run is Task.run and getattr(task, "__wrapped__", None) is None:
+        raise TypeError(f"{type(task).__name__} defines no run() method")
+    return registry.register(task)
 
 
 def unregistered(name: str) -> Task:

@@ -9,6 +9,8 @@ same signal therefore sees exactly what is stored.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import inspect
 import logging
@@ -21,7 +23,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import broker, serialization, signals, states
+from . import broker, interrupts, serialization, signals, states
 from .canvas import Signature
 from .exceptions import DecodeError, EncodeError, NotRegistered, Retry, TaskRevokedError
 from .task import Context, Task, exponential_backoff, registry
@@ -29,6 +31,10 @@ from .task import Context, Task, exponential_backoff, registry
 logger = logging.getLogger("djq.worker")
 
 _local = threading.local()
+
+# Set by the threads and solo pools: task bodies then run where another thread can end
+# them (djq.interrupts).
+interrupts_enabled = False
 
 
 def current_request() -> Context | None:
@@ -133,7 +139,7 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
         logger.error("Received unregistered task of type %r. id=%s", name, row["id"])
         signals.send(signals.task_unknown, sender=None, name=name, id=row["id"],
                      message=row, exc=exc)
-        return _ensure_outcome(row, exc)
+        return ensure_outcome(row, exc)
     try:
         request = request_from_row(row, hostname)
     except DecodeError as exc:
@@ -142,7 +148,7 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
         request = Context(id=row["id"], task=name, args=[], kwargs={}, retries=row["retries"],
                           called_directly=False, hostname=hostname)
         _record_failure(task, request, exc)
-        return _ensure_outcome(row, exc)
+        return ensure_outcome(row, exc)
     expires = row.get("expires")
     if expires and datetime.datetime.fromisoformat(expires) <= timezone.now():
         logger.info("Discarding expired task %s[%s] (expired at %s)", name, row["id"], expires)
@@ -152,13 +158,14 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
                          signum=None, expired=True)
         finally:
             _pop(task)
-        return _ensure_outcome(row, TaskRevokedError("expired"), state=states.REVOKED)
+        return ensure_outcome(row, TaskRevokedError("expired"), state=states.REVOKED)
     trace_task(task, request)
-    return _ensure_outcome(row, None)
+    return ensure_outcome(row, None)
 
 
-def _ensure_outcome(row: dict[str, Any], exc: BaseException | None,
-                    state: str = states.FAILURE) -> list[broker.Outcome]:
+def ensure_outcome(row: dict[str, Any], exc: BaseException | None,
+                   state: str = states.FAILURE) -> list[broker.Outcome]:
+    """The outcomes recorded for ``row``, or one that ends it with ``exc``."""
     # Safety net: if a receiver was disconnected or failed, the row must still end.
     box = take_outbox()
     if box:
@@ -182,34 +189,46 @@ def _pop(task: Task) -> None:
 
 
 def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
-    """Run ``task`` under ``request``; send its signals; return (state, value, traceback)."""
+    """Run ``task`` under ``request``; send its signals and call its handlers, in
+    Celery's order; return (state, value, traceback)."""
     _push(task, request)
     started = time.monotonic()
     task_id = request.id
     args, kwargs = request.args, request.kwargs
     state, retval, tb = states.SUCCESS, None, None
+    einfo: ExceptionInfo | None = None
     try:
         signals.send(signals.task_prerun, sender=task, task_id=task_id, task=task, args=args,
                      kwargs=kwargs)
         try:
-            retval = _run_with_autoretry(task, args, kwargs)
+            with _interruptible(request):
+                # Celery: a raising before_start fails the task; the body never runs.
+                task.before_start(task_id, args, kwargs)  # type: ignore[arg-type]
+                retval = _run_with_autoretry(task, args, kwargs)
         except Retry as exc:
             state, retval, tb = _on_retry(task, request, exc)
+        except interrupts.Terminated as exc:
+            state, retval, tb = _on_terminated(task, request, exc)
         except BaseException as exc:  # noqa: BLE001 - a task's exception is data
-            state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)
+            einfo = _record_failure(task, request, exc)
+            state, retval, tb = states.FAILURE, exc, einfo.traceback
         else:
             try:
                 request.result_json = (None if request.is_eager
                                         else serialization.dumps(retval))
             except EncodeError as exc:
-                state, retval, tb = states.FAILURE, exc, _record_failure(task, request, exc)
+                einfo = _record_failure(task, request, exc)
+                state, retval, tb = states.FAILURE, exc, einfo.traceback
             else:
                 _apply_callbacks(request, retval)
                 runtime = time.monotonic() - started
+                _handler(task, "on_success", retval, task_id, args, kwargs)
                 if not request.is_eager:
-                    logger.info("Task %s[%s] succeeded in %.6fs: %r", task.name, task_id,
+                    logger.info("Task %s[%s] succeeded in %.6fs: %r", _shown(task, request), task_id,
                                 runtime, retval)
                 signals.send(signals.task_success, sender=task, result=retval)
+        if state != states.RETRY:  # as in Celery: not for an attempt that retries
+            _handler(task, "after_return", state, retval, task_id, args, kwargs, einfo)
         signals.send(signals.task_postrun, sender=task, task_id=task_id, task=task,
                      args=args, kwargs=kwargs, retval=retval, state=state)
     finally:
@@ -217,11 +236,75 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
     return state, retval, tb
 
 
+def _interruptible(request: Context) -> Any:
+    """Where the threads and solo pools can raise time limits and terminations."""
+    if interrupts_enabled and not request.is_eager and request.id:
+        return interrupts.interruptible(str(request.id))
+    return contextlib.nullcontext()
+
+
+def _on_terminated(task: Task, request: Context,
+                   exc: interrupts.Terminated) -> tuple[str, Any, str | None]:
+    """``revoke(terminate=True)`` reached the task in its thread: it ends REVOKED."""
+    logger.warning("Task %s[%s] terminated (signal %s)", _shown(task, request), request.id,
+                   exc.signum)
+    signals.send(signals.task_revoked, sender=task, request=request, terminated=True,
+                 signum=exc.signum, expired=False)
+    return states.REVOKED, exc, None
+
+
+def _shown(task: Task, request: Context) -> str:
+    """The name logs show: Celery's ``shadow`` option, else the task's."""
+    return str(getattr(request, "shadow", None) or task.name)
+
+
+def _handler(task: Task, name: str, *args: Any) -> None:
+    """Call one of the task's handlers; one that raises is logged and changes nothing."""
+    try:
+        getattr(task, name)(*args)
+    except Exception:  # noqa: BLE001 - a handler's error never changes the outcome
+        logger.exception("Task %s[%s]: handler %s raised", task.name, task.request.id, name)
+
+
+def _body(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
+    # A base class that overrides __call__ (a Celery pattern: wrap every run of its
+    # tasks) is called as Celery calls it; otherwise run() directly.
+    if type(task).__call__ is not Task.__call__:
+        value = task(*args, **kwargs)
+    else:
+        value = task._call_run(args, kwargs)
+    if inspect.iscoroutine(value):  # an ``async def`` task
+        return run_coroutine(value)
+    return value
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run an ``async def`` task's coroutine to its end on this thread's event loop
+    (one per pool process or thread, kept from task to task)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    future = asyncio.ensure_future(coro, loop=loop)
+    try:
+        return loop.run_until_complete(future)
+    except BaseException:
+        if not future.done():
+            # Interrupted outside the coroutine (a time limit or a termination raised
+            # into this thread): end it, and start the next task on a fresh loop.
+            future.cancel()
+            try:
+                loop.run_until_complete(future)
+            except BaseException:  # noqa: BLE001 - it is being abandoned
+                pass
+            loop.close()
+        raise
+
+
 def _run_with_autoretry(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
     if not task.autoretry_for:
-        return task._call_run(args, kwargs)
+        return _body(task, args, kwargs)
     try:
-        return task._call_run(args, kwargs)
+        return _body(task, args, kwargs)
     except Retry:
         raise
     except task.dont_autoretry_for:
@@ -241,20 +324,27 @@ def _on_retry(task: Task, request: Context, exc: Retry) -> tuple[str, Any, str |
     if eager is not None:
         return eager.state, eager.result, eager.traceback
     einfo = ExceptionInfo(exc)
-    logger.info("Task %s[%s] retry: %s", task.name, request.id, exc)
+    _handler(task, "on_retry", exc.exc, request.id, request.args, request.kwargs, einfo)
+    logger.info("Task %s[%s] retry: %s", _shown(task, request), request.id, exc)
     signals.send(signals.task_retry, sender=task, request=request, reason=exc, einfo=einfo)
     return states.RETRY, exc, einfo.traceback
 
 
-def _record_failure(task: Task, request: Context, exc: BaseException) -> str:
+def _record_failure(task: Task, request: Context, exc: BaseException) -> ExceptionInfo:
     einfo = ExceptionInfo(exc, sys.exc_info()[2] if sys.exc_info()[1] is exc else None)
-    if not request.is_eager:
-        logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc,
+    if request.is_eager:
+        pass
+    elif task.throws and isinstance(exc, task.throws):
+        # Celery's ``throws``: an expected error, logged at INFO without its traceback.
+        logger.info("Task %s[%s] raised expected: %r", _shown(task, request), request.id, exc)
+    else:
+        logger.error("Task %s[%s] raised unexpected: %r", _shown(task, request), request.id, exc,
                      exc_info=(type(exc), exc, einfo.tb))
+    _handler(task, "on_failure", exc, request.id, request.args, request.kwargs, einfo)
     signals.send(signals.task_failure, sender=task, task_id=request.id, exception=exc,
                  args=request.args, kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo)
     _call_errbacks(request, exc, einfo)
-    return einfo.traceback
+    return einfo
 
 
 def _apply_callbacks(request: Context, retval: Any) -> None:

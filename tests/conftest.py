@@ -115,6 +115,8 @@ def start_worker(transactional_db: Any, tmp_path: Path,
             argv += ["-P", pool]
         if "-c" not in argv and pool != "solo":
             argv += ["-c", str(concurrency)]
+        if "-l" not in argv:  # the worker logs at WARNING by default; tests read INFO
+            argv += ["-l", "INFO"]
         if "-n" not in argv:
             argv += ["-n", f"w{len(workers) + 1}@test"]
         log = tmp_path / f"worker-{len(workers) + 1}.log"

@@ -306,7 +306,6 @@ def test_run_after_is_not_run_before_its_time(worker) -> None:
 
 
 def test_priority_orders_django_tasks_among_djq_tasks(start_worker, monkeypatch) -> None:
-    monkeypatch.setenv("DJQ_TEST_WITHOUT_LIMITED_TASKS", "1")  # for -P solo
     dt.record.using(priority=10).enqueue("order", "ten")
     dt.record.using(priority=-5).enqueue("order", "minus-five")
     dt.record.enqueue("order", "zero")

@@ -379,7 +379,6 @@ class TestDatabaseBackendWorker:
         record.using(priority=10).enqueue("order", "high_priority_result")
         record.using(priority=2).enqueue("order", "low_priority_result")
         last = record.using(priority=-2).enqueue("order", "lower_priority_result")
-        monkeypatch.setenv("DJQ_TEST_WITHOUT_LIMITED_TASKS", "1")  # for -P solo
         start_worker(pool="solo")  # one at a time, in claim order
         finished(last)
         assert [e.value for e in effects("order")] == [

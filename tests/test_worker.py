@@ -45,13 +45,6 @@ from tests.testapp.tasks import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _workers_without_time_limited_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The test app's time-limited tasks would make -P threads/solo workers refuse to
-    # start (see tests/testapp/apps.py); none of these tests needs them.
-    monkeypatch.setenv("DJQ_TEST_WITHOUT_LIMITED_TASKS", "1")
-
-
 def effects(key: str) -> list[SideEffect]:
     return list(SideEffect.objects.filter(key=key).order_by("id"))
 

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from django.utils import timezone
 
-from .. import broker, serialization, signals, states
+from .. import broker, interrupts, serialization, signals, states
 from ..conf import conf
 from ..db import Listener
 from ..events import dispatcher as events
@@ -49,7 +49,15 @@ from ..exceptions import (
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from . import failpoints
-from .maintenance import Maintenance, acks_late, backoff_cap, loadavg
+from .maintenance import (
+    Maintenance,
+    acks_late,
+    backoff_cap,
+    loadavg,
+    lost_error,
+    max_deliveries,
+    reject_on_worker_lost,
+)
 from .pools import Finished, Pool, make_pool
 
 logger = logging.getLogger("djq.worker")
@@ -72,6 +80,7 @@ class Worker:
         prefetch_multiplier: int | None = None,
         hostname: str | None = None,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
         using: str | None = None,
         send_events: bool | None = None,
         beat: bool = False,
@@ -86,6 +95,7 @@ class Worker:
         self.prefetch = max(1, self.concurrency * max(1, int(multiplier)))
         self.hostname = hostname or default_hostname()
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child  # KiB, as in Celery
         self.using = using or conf.database
         self.send_events = bool(conf.worker_send_task_events if send_events is None
                                 else send_events)
@@ -115,6 +125,8 @@ class Worker:
         self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
+        # (task id, max deliveries) of started rows whose process was lost, to re-queue
+        self.redeliveries: list[tuple[uuid.UUID, int]] = []
         # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
         self.deadlines: dict[str, list[float | None]] = {}
         self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
@@ -177,7 +189,7 @@ class Worker:
         if self.send_events:  # before the pool starts: its processes inherit it
             self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
-                              self.max_tasks_per_child)
+                              self.max_tasks_per_child, self.max_memory_per_child)
         self.pool.start()
         if self.events is not None:
             self.events.worker_event(self.conn, "worker-online", self)
@@ -264,6 +276,7 @@ class Worker:
             logger.error("Task id=%s ended %s after the lease was lost: outcome not stored",
                          outcome.id, outcome.state)
         self.unwritten = []
+        self.redeliveries = []
         self.buffer.clear()
         self._stale.update(running)
         self.worker_id = self.register(self.conn)
@@ -349,7 +362,8 @@ class Worker:
         return max(0.0, wait)
 
     def _enforce_time_limits(self) -> None:
-        """Signal the soft limit inside the task; kill the process at the hard limit."""
+        """Raise the soft limit inside the task; at the hard limit, kill its process
+        (prefork) or raise TimeLimitExceeded inside its thread (threads, solo)."""
         if not self.deadlines or self.pool is None:
             return
         now = time.monotonic()
@@ -360,13 +374,16 @@ class Worker:
                 continue
             if soft is not None and now >= soft:
                 logger.warning("Soft time limit exceeded for task id=%s", task_id)
-                self.pool.kill_task(task_id, signal.SIGUSR1)
+                if not self.pool.interrupt(task_id, interrupts.soft_time_limit()):
+                    self.pool.kill_task(task_id, signal.SIGUSR1)
                 entry[0] = None
             if hard is not None and now >= hard:
                 logger.error("Hard time limit (%ss) exceeded for task id=%s", hard_limit,
                              task_id)
                 self._timed_out[task_id] = float(hard_limit or 0)
-                self.pool.kill_task(task_id, signal.SIGKILL)
+                if not self.pool.interrupt(task_id, interrupts.hard_time_limit(
+                        float(hard_limit or 0))):
+                    self.pool.kill_task(task_id, signal.SIGKILL)
                 del self.deadlines[task_id]
 
     def _wait(self, timeout: float) -> None:
@@ -413,7 +430,9 @@ class Worker:
     def _terminate(self, task_id: str, signum: int) -> None:
         if task_id in self._terminated or self.pool is None:
             return
-        if task_id in self.pool.running() and self.pool.kill_task(task_id, signum):
+        if task_id in self.pool.running() and (
+                self.pool.interrupt(task_id, interrupts.terminated(signum))
+                or self.pool.kill_task(task_id, signum)):
             logger.info("Terminating task id=%s with signal %s", task_id, signum)
             self._terminated[task_id] = signum
 
@@ -455,6 +474,7 @@ class Worker:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
         one transaction; the started rows reach the pool as it commits."""
         assert self.pool is not None and self.conn is not None
+        self._redeliver()
         while True:
             free = self.pool.free_slots()
             to_start = [self.buffer.popleft() for _ in range(min(free, len(self.buffer)))]
@@ -604,6 +624,7 @@ class Worker:
     def _flush(self) -> None:
         """Write kept outcomes. If the connection fails they stay kept for the next try;
         an outcome the database refuses (bad data) is replaced by a FAILURE saying why."""
+        self._redeliver()
         if not self.unwritten or self.conn is None:
             return
         try:
@@ -618,6 +639,21 @@ class Worker:
             for outcome in self.unwritten:
                 self._store_one(outcome)
         self.unwritten = []
+
+    def _redeliver(self) -> None:
+        """Re-queue the started rows whose process was lost (each delivery counted; past
+        its limit, a row ends FAILURE). Kept for the next try if the connection fails."""
+        if not self.redeliveries or self.conn is None:
+            return
+        result, traceback = lost_error()
+        for task_id, ended, count in broker.redeliver(self.conn, self.redeliveries, result,
+                                                      traceback, worker_id=self.worker_id):
+            if ended:
+                self.failed += 1
+                self.processed += 1
+                logger.error("Task id=%s was delivered %d times and lost each time: it ends "
+                             "FAILURE (WorkerLostError)", task_id, count)
+        self.redeliveries = []
 
     def _store_one(self, outcome: broker.Outcome) -> None:
         assert self.conn is not None
@@ -653,7 +689,16 @@ class Worker:
                     claimed.name if claimed else "?", f.task_id,
                     f.outcomes[-1].state if f.outcomes else f.lost)
                 continue
-            outcomes = f.outcomes if f.lost is None else [self._lost_outcome(f, claimed)]
+            if f.lost is None:
+                # A limit or a termination raised inside a thread ended the task itself.
+                self._timed_out.pop(f.task_id, None)
+                self._terminated.pop(f.task_id, None)
+                outcomes = f.outcomes
+            else:
+                lost = self._lost_outcome(f, claimed)
+                if lost is None:  # to be delivered again (see _redeliver)
+                    continue
+                outcomes = [lost]
             if f.lost is not None and self.events is not None:
                 self.events.lost(outcomes)
             for o in outcomes:
@@ -662,9 +707,13 @@ class Worker:
                     self.failed += o.state == states.FAILURE
             self.unwritten.extend(outcomes)
 
-    def _lost_outcome(self, f: Finished, claimed: broker.Claimed | None) -> broker.Outcome:
+    def _lost_outcome(self, f: Finished,
+                      claimed: broker.Claimed | None) -> broker.Outcome | None:
         """The outcome of a task whose process died: killed for its hard time limit,
-        terminated by a revoke, or lost (re-queued under acks_late)."""
+        terminated by a revoke, or lost. A lost task fails with WorkerLostError, as in
+        Celery, even under acks_late, unless it is acks_late and reject_on_worker_lost,
+        or the process was killed by a cold shutdown under acks_late: then it is to be
+        delivered again (None; see :meth:`_redeliver`)."""
         task_id = uuid.UUID(f.task_id)
         signum = self._terminated.pop(f.task_id, None)
         limit = self._timed_out.pop(f.task_id, None)
@@ -678,12 +727,13 @@ class Worker:
                          terminated=True, signum=signum, expired=False)
             return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
                                   with_traceback=False)
-        if name is not None and acks_late(name):
-            logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late)",
-                           name, f.task_id, f.lost)
-            return broker.Outcome(id=task_id, state=states.PENDING, result=None,
-                                  traceback=None, date_done=timezone.now(),
-                                  status=broker.WAITING)
+        if name is not None and acks_late(name) and (
+                self.stop_requested >= 2 or reject_on_worker_lost(name)):
+            why = "cold shutdown" if self.stop_requested >= 2 else "reject_on_worker_lost"
+            logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late, %s)",
+                           name, f.task_id, f.lost, why)
+            self.redeliveries.append((task_id, max_deliveries(name)))
+            return None
         return _error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
 
     # -- shutdown ----------------------------------------------------------------------
@@ -701,9 +751,9 @@ class Worker:
             self.pool.stop(cold=self.stop_requested >= 2)
             self._collect_outcomes(self.pool.collect())
         self._try_db(self._flush)
-        if self.unwritten or self.buffer:
+        if self.unwritten or self.redeliveries or self.buffer:
             self._wait_for_database()
-        if self.unwritten or self.buffer:
+        if self.unwritten or self.redeliveries or self.buffer:
             logger.error("%d outcome(s) could not be written and %d claimed task(s) not "
                          "handed back; other workers will recover those tasks",
                          len(self.unwritten), len(self.buffer))
@@ -727,7 +777,7 @@ class Worker:
                        "outcome(s) and hand back %d claimed task(s)", self.lease,
                        len(self.unwritten), len(self.buffer))
         backoff = 0.2
-        while (self.unwritten or self.buffer) and self.stop_requested < 2:
+        while (self.unwritten or self.redeliveries or self.buffer) and self.stop_requested < 2:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -765,7 +815,7 @@ class Worker:
             self._wait(0.5)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
-            if self.unwritten:
+            if self.unwritten or self.redeliveries:
                 self._try_db(self._flush)
 
 

@@ -32,13 +32,36 @@ def acks_late(name: str) -> bool:
     return bool(task.option("acks_late"))
 
 
+def reject_on_worker_lost(name: str) -> bool:
+    task = registry.get(name)
+    if task is None:
+        return bool(conf.task_reject_on_worker_lost)
+    return bool(task.option("reject_on_worker_lost"))
+
+
+def max_deliveries(name: str) -> int:
+    """How many times a task may be delivered and lost before it ends FAILURE."""
+    task = registry.get(name)
+    value = conf.task_max_deliveries if task is None else task.option("max_deliveries")
+    return max(1, int(value))
+
+
+def lost_error() -> tuple[str, str]:
+    """The stored result and traceback of a task lost once too often, with ``@N@`` and
+    ``@MAX@`` for :func:`djq.broker.redeliver` to fill in."""
+    exc = WorkerLostError("Task was delivered @N@ times and its process or worker was lost "
+                          "each time (task_max_deliveries=@MAX@)")
+    return serialization.dumps(exception_to_dict(exc)), ExceptionInfo(exc).traceback
+
+
 def recover(conn: Any, lease: float) -> tuple[int, int]:
     """Declare workers past their lease dead and recover every in-flight row that no live
     worker holds, in one transaction.
 
-    Unstarted rows go back to their queue; started ones too under ``acks_late``, and
-    otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns (requeued,
-    failed).
+    Unstarted rows go back to their queue; started ones too under ``acks_late`` (each
+    such delivery counted: past ``task_max_deliveries`` the row ends FAILURE instead),
+    and otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns
+    (requeued, failed).
     """
     with conn.transaction():
         for worker_id, hostname in broker.expire_workers(conn, lease):
@@ -47,12 +70,22 @@ def recover(conn: Any, lease: float) -> tuple[int, int]:
         rows = broker.orphans(conn)
         if not rows:
             return 0, 0
-        requeue = [r.id for r in rows if r.status == broker.CLAIMED or acks_late(r.name)]
-        lost = [r.id for r in rows if r.id not in set(requeue)]
+        requeue = [r.id for r in rows if r.status == broker.CLAIMED]
+        again = [(r.id, max_deliveries(r.name)) for r in rows
+                 if r.status == broker.STARTED and acks_late(r.name)]
+        lost = [r.id for r in rows if r.status == broker.STARTED and not acks_late(r.name)]
         requeued = broker.requeue_orphans(conn, requeue)
+        result, traceback = lost_error()
+        redelivered = broker.redeliver(conn, again, result, traceback)
+        for task_id, ended, count in redelivered:
+            if ended:
+                logger.error("Task id=%s was delivered %d times and lost each time: it "
+                             "ends FAILURE (WorkerLostError)", task_id, count)
+        requeued += sum(1 for _, ended, _ in redelivered if not ended)
         exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
         failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
                                      ExceptionInfo(exc).traceback)
+        failed += sum(1 for _, ended, _ in redelivered if ended)
     if requeued or failed:
         logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
                        "WorkerLostError", requeued, failed)

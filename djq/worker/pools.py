@@ -7,7 +7,11 @@ started and collects what each produced.
   released (``go``) or withdrawn (``abort``). A process whose worker died while it held a
   row asks the database whether the start committed, and runs the row only if it did.
 - ``threads``: a thread per slot in the worker process.
-- ``solo``: the task runs in the consumer's own thread.
+- ``solo``: one task at a time, in one thread of the worker process beside the
+  consumer's loop (which so keeps watching time limits and revokes).
+
+In ``threads`` and ``solo``, time limits and ``revoke(terminate=True)`` raise inside the
+task's thread (:mod:`djq.interrupts`).
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from typing import Any, Protocol
 
 from django.db import close_old_connections, connections
 
-from .. import broker, signals
+from .. import broker, interrupts, signals, trace
 from ..db import open_connection
 from ..events import dispatcher as events
 from ..exceptions import SoftTimeLimitExceeded
-from ..trace import execute
+from ..trace import ensure_outcome, execute
 
 logger = logging.getLogger("djq.worker")
 
@@ -60,6 +64,7 @@ class Pool(Protocol):
     def collect(self) -> list[Finished]: ...
     def running(self) -> dict[str, float]: ...
     def kill_task(self, task_id: str, signum: int) -> bool: ...
+    def interrupt(self, task_id: str, exc_type: type[BaseException]) -> bool: ...
     def stop(self, cold: bool = False) -> None: ...
 
 
@@ -83,69 +88,6 @@ def _after_task() -> None:
     close_old_connections()
 
 
-# --- solo -----------------------------------------------------------------------------
-
-
-class SoloPool:
-    name = "solo"
-    holds = False  # the task runs in the worker's own process: it shares its fate
-
-    def __init__(self, hostname: str, **kwargs: Any) -> None:
-        self.hostname = hostname
-        self.done: list[Finished] = []
-        self.current: dict[str, float] = {}
-        # Readable while outcomes wait to be collected, so the consumer does not sleep
-        # on them (the task ran inside its own loop, with nothing else to wake it).
-        self.wake_r, self.wake_w = socket.socketpair()
-        self.wake_r.setblocking(False)
-        self.wake_w.setblocking(False)
-
-    def start(self) -> None:
-        signals.send(signals.worker_process_init, sender=None)
-
-    def free_slots(self) -> int:
-        return 1
-
-    def submit(self, row: dict[str, Any], hold: bool = False) -> None:
-        self.current = {row["id"]: time.monotonic()}
-        try:
-            self.done.append(Finished(row["id"], execute(row, self.hostname)))
-        finally:
-            self.current = {}
-            _after_task()
-            try:
-                self.wake_w.send(b"\0")
-            except BlockingIOError:
-                pass  # already readable
-
-    def release(self, task_ids: list[str]) -> None:
-        pass
-
-    def withdraw(self, task_ids: list[str]) -> None:
-        pass
-
-    def waitables(self) -> list[Any]:
-        return [self.wake_r]
-
-    def collect(self) -> list[Finished]:
-        try:
-            while self.wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        done, self.done = self.done, []
-        return done
-
-    def running(self) -> dict[str, float]:
-        return dict(self.current)
-
-    def kill_task(self, task_id: str, signum: int) -> bool:
-        return False
-
-    def stop(self, cold: bool = False) -> None:
-        pass
-
-
 # --- threads --------------------------------------------------------------------------
 
 
@@ -166,6 +108,7 @@ class ThreadPool:
         self.wake_w.setblocking(False)
 
     def start(self) -> None:
+        trace.interrupts_enabled = True
         for i in range(self.concurrency):
             t = threading.Thread(target=self._work, name=f"djq-worker-{i}", daemon=True)
             t.start()
@@ -178,7 +121,15 @@ class ThreadPool:
             if row is None:
                 break
             try:
-                outcomes = execute(row, self.hostname)
+                try:
+                    outcomes = execute(row, self.hostname)
+                except BaseException as exc:
+                    # An interrupt that fired as the body ended, before its thread had
+                    # left it: the task is over, as it ended or with this exception.
+                    if not isinstance(exc, interrupts.Interrupt):
+                        raise
+                    interrupts.leave()
+                    outcomes = ensure_outcome(row, exc)
             finally:
                 _after_task()
             with self.lock:
@@ -223,7 +174,11 @@ class ThreadPool:
             return dict(self.current)
 
     def kill_task(self, task_id: str, signum: int) -> bool:
-        return False  # a thread cannot be killed; the task runs to its end
+        return False  # a thread cannot be killed: see interrupt()
+
+    def interrupt(self, task_id: str, exc_type: type[BaseException]) -> bool:
+        """Raise ``exc_type`` inside the thread running ``task_id``."""
+        return interrupts.interrupt(task_id, exc_type)
 
     def stop(self, cold: bool = False) -> None:
         for _ in self.threads:
@@ -231,6 +186,15 @@ class ThreadPool:
         if not cold:
             for t in self.threads:
                 t.join()
+
+
+class SoloPool(ThreadPool):
+    """One task at a time, in a thread of its own beside the consumer's loop."""
+
+    name = "solo"
+
+    def __init__(self, hostname: str, **kwargs: Any) -> None:
+        super().__init__(hostname, 1)
 
 
 # --- prefork --------------------------------------------------------------------------
@@ -295,8 +259,21 @@ def _run(row: dict[str, Any], hostname: str) -> list[broker.Outcome]:
         _after_task()
 
 
+def rss_kib() -> int:
+    """This process's resident memory in KiB (Celery's measure for
+    ``--max-memory-per-child``)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
-                inherited: list[Connection]) -> None:
+                inherited: list[Connection], max_memory: int | None = None) -> None:
     """A pool process: run one task at a time until told to stop."""
     # Close the parent's ends of every pool pipe we inherited through fork, so that when
     # the parent dies our pipe reads EOF and our writes fail, instead of talking to
@@ -332,6 +309,14 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             outcomes = _run(row, hostname)
             done += 1
             retire = max_tasks is not None and done >= max_tasks
+            if max_memory is not None and not retire:
+                used = rss_kib()
+                if used > max_memory:
+                    # As Celery: the task that took the process past the limit is done;
+                    # the process is replaced after it.
+                    logger.warning("Child process %s exiting after exceeding memory limit "
+                                   "(%dKiB / %dKiB)", os.getpid(), used, max_memory)
+                    retire = True
             try:
                 conn.send_bytes(json.dumps(
                     [row["id"], [outcome_to_json(o) for o in outcomes], retire,
@@ -362,7 +347,8 @@ class PreforkPool:
     holds = True
 
     def __init__(self, hostname: str, concurrency: int, max_tasks_per_child: int | None = None,
-                 **kwargs: Any) -> None:
+                 max_memory_per_child: int | None = None, **kwargs: Any) -> None:
+        self.max_memory_per_child = max_memory_per_child
         self.hostname = hostname
         self.concurrency = concurrency
         self.max_tasks_per_child = max_tasks_per_child
@@ -382,7 +368,8 @@ class PreforkPool:
         inherited = [c.conn for c in self.children] + [parent_conn]
         process = self.ctx.Process(
             target=_child_main,
-            args=(child_conn, self.hostname, self.max_tasks_per_child, inherited),
+            args=(child_conn, self.hostname, self.max_tasks_per_child, inherited,
+                  self.max_memory_per_child),
             name="djq-pool", daemon=True,
         )
         process.start()
@@ -471,6 +458,9 @@ class PreforkPool:
     def running(self) -> dict[str, float]:
         return {c.task_id: c.started for c in self.children if c.task_id is not None}
 
+    def interrupt(self, task_id: str, exc_type: type[BaseException]) -> bool:
+        return False  # a pool process is signalled instead (kill_task)
+
     def kill_task(self, task_id: str, signum: int) -> bool:
         for child in self.children:
             if child.task_id == task_id and child.process.pid:
@@ -500,9 +490,14 @@ class PreforkPool:
 
 
 def make_pool(kind: str, hostname: str, concurrency: int,
-              max_tasks_per_child: int | None) -> Pool:
+              max_tasks_per_child: int | None,
+              max_memory_per_child: int | None = None) -> Pool:
     if kind == "prefork":
-        return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child)
+        return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child,
+                           max_memory_per_child=max_memory_per_child)
+    if max_tasks_per_child is not None or max_memory_per_child is not None:
+        raise ValueError(f"--max-tasks-per-child and --max-memory-per-child recycle pool "
+                         f"processes: -P {kind} has none (use -P prefork)")
     if kind == "threads":
         return ThreadPool(hostname, concurrency)
     if kind == "solo":

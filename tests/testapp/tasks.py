@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 from typing import Any
 
-from djq import task
+from djq import Task, register_task, signals, task
 from djq.exceptions import SoftTimeLimitExceeded
 from djq.utils.log import get_task_logger
 
@@ -279,9 +280,10 @@ def sleep_acks_late(seconds: float, key: str) -> float:
     return seconds
 
 
-@task(acks_late=True)
+@task(acks_late=True, reject_on_worker_lost=True)
 def kill_self_once(key: str) -> str:
-    """Kills its own process on the first run only (so acks_late re-runs end)."""
+    """Kills its own process on the first run only (re-queued: acks_late with
+    reject_on_worker_lost)."""
     first = not SideEffect.objects.filter(key=key).exists()
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     if first:
@@ -297,9 +299,10 @@ def chaos_once(key: str, seconds: float) -> str:
     return key
 
 
-@task(acks_late=True)
+@task(acks_late=True, reject_on_worker_lost=True)
 def chaos_late(key: str, seconds: float) -> str:
-    """Chaos test task with acks_late: must run at least once."""
+    """Chaos test task with acks_late and reject_on_worker_lost (so a killed pool
+    process re-queues it too): must run at least once."""
     SideEffect.objects.create(key=key, value="run", pid=os.getpid())
     time.sleep(seconds)
     return key
@@ -377,3 +380,188 @@ def count_run(path: str, key: str, seconds: float = 0.0) -> str:
 def count_run_late(path: str, key: str, seconds: float = 0.0) -> str:
     """:func:`count_run` with acks_late."""
     return _count_run(path, key, seconds)
+
+
+# --- task classes and handlers (issue 14) ------------------------------------------------
+
+HOOK_PREFIX = "hook:"
+
+
+def _note(task_id: Any, what: str) -> None:
+    SideEffect.objects.create(key=f"{HOOK_PREFIX}{task_id}", value=what, pid=os.getpid())
+
+
+class Recording(Task):
+    """A base whose handlers write what they were called with, in order."""
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        _note(task_id, f"before_start {list(args)!r} {dict(kwargs)!r}")
+        if args and args[0] == "before_start_raises":
+            raise RuntimeError("refused in before_start")
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        _note(task_id, f"on_success {retval!r}")
+        if retval == "success_handler_raises":
+            raise RuntimeError("on_success broke")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        _note(task_id, f"on_failure {exc!r} {'Traceback' in str(einfo)}")
+        if args and args[0] == "failure_handler_raises":
+            raise RuntimeError("on_failure broke")
+
+    def on_retry(self, exc: BaseException | None, task_id: str, args: Any, kwargs: Any,
+                 einfo: Any) -> None:
+        _note(task_id, f"on_retry {exc!r} {'Traceback' in str(einfo)}")
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
+                     einfo: Any) -> None:
+        _note(task_id, f"after_return {status} {retval!r} {einfo is not None}")
+
+
+def _signal_note(name: str) -> Any:
+    def receiver(sender: Any = None, **kwargs: Any) -> None:
+        task_obj = sender if isinstance(sender, Task) else kwargs.get("task")
+        if isinstance(task_obj, Recording):
+            _note(task_obj.request.id, f"signal {name}")
+    return receiver
+
+
+for _name in ("task_prerun", "task_success", "task_failure", "task_retry", "task_postrun"):
+    getattr(signals, _name).connect(_signal_note(_name), weak=False,
+                                    dispatch_uid=f"tests.hooks.{_name}")
+
+
+@task(base=Recording, bind=True, max_retries=1, default_retry_delay=0.05)
+def hooked(self: Any, mode: str, **kwargs: Any) -> Any:
+    _note(self.request.id, "run")
+    if mode in ("fail", "failure_handler_raises"):
+        raise ValueError(f"hooked {mode}")
+    if mode == "retry" and self.request.retries == 0:
+        raise self.retry(exc=KeyError("again"))
+    return mode
+
+
+class SharedRetries(Task):
+    """An abstract base carrying shared options, as Celery projects use them."""
+
+    autoretry_for = (ZeroDivisionError,)
+    max_retries = 2
+    default_retry_delay = 0.05
+    retry_jitter = False
+
+
+@task(base=SharedRetries, bind=True)
+def shared_retry_div(self: Any, x: float, y: float) -> float:
+    _note(self.request.id, f"attempt {self.request.retries}")
+    return x / y
+
+
+class Multiply(Task):
+    """A class-based task: Celery's ``class MyTask(Task)`` with ``run()``."""
+
+    def run(self, x: int, y: int) -> int:
+        return x * y
+
+
+multiply = register_task(Multiply())
+
+
+class Wrapping(Task):
+    """A base that overrides ``__call__``, as Celery lets one wrap every run."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return {"wrapped": super().__call__(*args, **kwargs)}
+
+
+@task(base=Wrapping)
+def wrapped_add(x: int, y: int) -> int:
+    return x + y
+
+
+# --- lost processes and redeliveries (issue 14) -------------------------------------------
+
+
+@task(acks_late=True, reject_on_worker_lost=True)
+def poison(key: str) -> None:
+    """Kills whatever process runs it, every time: must not loop."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os._exit(1)
+
+
+@task(acks_late=True, reject_on_worker_lost=True, max_deliveries=2)
+def poison_twice(key: str) -> None:
+    """:func:`poison` with its own delivery limit."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(acks_late=True)
+def kill_self_late(key: str) -> None:
+    """acks_late without reject_on_worker_lost: a lost process fails it (Celery)."""
+    SideEffect.objects.create(key=key, value="run", pid=os.getpid())
+    os._exit(1)
+
+
+# --- limits and terminate in the threads and solo pools (issue 14) ------------------------
+
+
+def _busy(seconds: float, key: str | None = None) -> float:
+    """Works in Python (short sleeps), where an exception raised into its thread lands."""
+    if key:
+        SideEffect.objects.create(key=key, value="start", pid=os.getpid())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+    if key:
+        SideEffect.objects.create(key=key, value="end", pid=os.getpid())
+    return seconds
+
+
+@task
+def busy(seconds: float, key: str | None = None) -> float:
+    return _busy(seconds, key)
+
+
+@task(soft_time_limit=0.5)
+def soft_limited_busy(seconds: float) -> str:
+    try:
+        _busy(seconds)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "finished"
+
+
+@task(time_limit=0.5)
+def hard_limited_busy(seconds: float, key: str | None = None) -> str:
+    _busy(seconds, key)
+    return "finished"
+
+
+# --- async def tasks (issue 14) -----------------------------------------------------------
+
+
+@task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    return x + y
+
+
+@task(bind=True, max_retries=2, default_retry_delay=0.05)
+async def async_retry(self: Any) -> int:
+    await asyncio.sleep(0)
+    if self.request.retries < 1:
+        raise self.retry(exc=ValueError("again"))
+    return int(self.request.retries)
+
+
+@task
+async def async_fail() -> None:
+    await asyncio.sleep(0)
+    raise ValueError("async boom")
+
+
+@task
+async def async_loop_id() -> int:
+    """The id of the event loop the task runs on: one per pool process or thread."""
+    return id(asyncio.get_running_loop())

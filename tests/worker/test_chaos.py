@@ -1,7 +1,8 @@
 """Chaos: thousands of tasks through three workers while workers and pool processes are
 SIGKILLed at random, workers are frozen (SIGSTOP) past their lease so that the others
 take them over, and PostgreSQL restarts once. Nothing may be lost: every task ends in
-a terminal state, tasks without acks_late run at most once, tasks with it at least once.
+a terminal state, tasks without acks_late run at most once, tasks with it (and
+reject_on_worker_lost, so that a killed pool process re-queues them) at least once.
 """
 
 from __future__ import annotations

@@ -70,3 +70,25 @@ def test_max_tasks_per_child_recycles_processes(start_worker):
     start_worker("-c", "1", "--max-tasks-per-child", "2")
     pids = [record.delay(f"r{i}").get(timeout=20) for i in range(6)]
     assert len(set(pids)) == 3
+
+
+def test_max_memory_per_child_replaces_a_process_after_the_task_that_passed_it(
+        start_worker):
+    # Any process is past 1 KiB: each task runs to its end, then its process is replaced.
+    worker = start_worker("-c", "1", "--max-memory-per-child", "1")
+    pids = [record.delay(f"m{i}").get(timeout=20) for i in range(3)]
+    assert len(set(pids)) == 3
+    assert "exiting after exceeding memory limit" in worker.output()
+
+
+def test_under_max_memory_per_child_a_process_is_kept(start_worker):
+    start_worker("-c", "1", "--max-memory-per-child", str(64 * 1024 * 1024))
+    pids = [record.delay(f"k{i}").get(timeout=20) for i in range(3)]
+    assert len(set(pids)) == 1
+
+
+@pytest.mark.parametrize("option", ["--max-memory-per-child", "--max-tasks-per-child"])
+def test_recycling_options_are_refused_without_pool_processes(start_worker, option):
+    worker = start_worker("-P", "threads", option, "100", wait=False)
+    assert worker.proc.wait(60) != 0
+    assert f"{option} recycles pool processes" in worker.output()

@@ -28,21 +28,23 @@ def configure_logging(level: str) -> None:
         log.propagate = False
 
 
-def refuse_time_limits(pool: str, queues: list[str]) -> None:
-    """Time limits need the prefork pool: refuse to start a threads/solo worker while the
-    settings set one, or while a task routed to this worker's queues has one."""
+def warn_time_limits(pool: str, queues: list[str]) -> None:
+    """The threads and solo pools raise time limits inside the task's thread, which a
+    task blocked in C code does not see: say so once, naming the limited tasks."""
     limited = sorted(
         t.name for t in registry.values()
         if (t.time_limit is not None or t.soft_time_limit is not None)
         and (t.queue or conf.task_default_queue) in queues
     )
     if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
-        limited.insert(0, "the task_time_limit/task_soft_time_limit settings")
+        limited.insert(0, "every task (task_time_limit/task_soft_time_limit settings)")
     if limited:
-        raise CommandError(
-            f"Time limits need the prefork pool; -P {pool} cannot enforce them "
-            f"(configured by: {', '.join(limited)}). Use -P prefork or remove the limits."
-        )
+        logging.getLogger("djq.worker").warning(
+            "-P %s enforces time limits and revoke(terminate=True) by raising "
+            "SoftTimeLimitExceeded, TimeLimitExceeded or TaskRevokedError inside the "
+            "task's thread: a task blocked in C code (a system call, a C extension) cannot "
+            "be interrupted until it returns to Python. Tasks with time limits: %s",
+            pool, ", ".join(limited))
 
 
 class Command(BaseCommand):
@@ -58,22 +60,32 @@ class Command(BaseCommand):
         parser.add_argument("--prefetch-multiplier", type=int, default=None)
         parser.add_argument("-n", "--hostname", default=None, help="Worker name")
         parser.add_argument("--max-tasks-per-child", type=int, default=None)
+        parser.add_argument("--max-memory-per-child", type=int, default=None,
+                            help="KiB of resident memory after which a pool process is "
+                                 "replaced, once its task is done (prefork)")
         parser.add_argument("-E", "--task-events", action="store_true", default=None,
                             help="Send task events")
-        parser.add_argument("-l", "--loglevel", default="INFO")
+        parser.add_argument("-l", "--loglevel", default="WARNING",
+                            help="DEBUG, INFO, WARNING (default, as Celery's), ERROR")
         parser.add_argument("--without-beat", action="store_true",
                             help="Do not run the periodic-task scheduler in this worker")
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["loglevel"])
-        for key in ("concurrency", "prefetch_multiplier", "max_tasks_per_child"):
+        for key in ("concurrency", "prefetch_multiplier", "max_tasks_per_child",
+                    "max_memory_per_child"):
             if options[key] is not None and options[key] < (0 if key == "prefetch_multiplier"
                                                             else 1):
                 raise CommandError(f"--{key.replace('_', '-')} must be 1 or more")
         pool = options["pool"]
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()]
         if pool != "prefork":
-            refuse_time_limits(pool, queues or [conf.task_default_queue])
+            for key in ("max_tasks_per_child", "max_memory_per_child"):
+                if options[key] is not None:
+                    raise CommandError(
+                        f"--{key.replace('_', '-')} recycles pool processes: -P {pool} has "
+                        "none (use -P prefork)")
+            warn_time_limits(pool, queues or [conf.task_default_queue])
         if not options["without_beat"]:
             from djq.beat.sync import entries
             from djq.exceptions import ImproperlyConfigured
@@ -86,6 +98,7 @@ class Command(BaseCommand):
             concurrency=options["concurrency"], queues=queues or None, pool=pool,
             prefetch_multiplier=options["prefetch_multiplier"], hostname=options["hostname"],
             max_tasks_per_child=options["max_tasks_per_child"],
+            max_memory_per_child=options["max_memory_per_child"],
             send_events=options["task_events"], beat=not options["without_beat"],
         )
         worker.install_signal_handlers()
