@@ -806,8 +806,11 @@ SELECT 1 FROM djq_task WHERE id = %s AND claimed_by = %s AND status = {STARTED} 
 def holds_started(conn: Any, worker_id: int, task_id: str | uuid.UUID) -> bool:
     """Whether the row is marked started by ``worker_id``: asked by a pool process whose
     worker died while handing the row over, once the worker's transaction has ended."""
-    conn.execute("SET lock_timeout = '30s'")
-    return conn.execute(_HOLDS_STARTED, [_as_uuid(task_id), worker_id]).fetchone() is not None
+    # SET LOCAL: a session-wide SET would stay behind on a pooler's server session.
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '30s'")
+        row = conn.execute(_HOLDS_STARTED, [_as_uuid(task_id), worker_id]).fetchone()
+    return row is not None
 
 
 def terminations(conn: Any, worker_id: int) -> list[tuple[uuid.UUID, int]]:

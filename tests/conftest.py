@@ -143,6 +143,22 @@ def db_proxy() -> Iterator[Any]:
     proxy.close()
 
 
+@pytest.fixture(scope="session")
+def pgbouncer(django_db_setup: Any) -> Iterator[Any]:
+    """A real PgBouncer in transaction mode in front of the test database (any database
+    name goes through it). Skips when the ``pgbouncer`` binary is missing. It depends on
+    ``django_db_setup`` so that it stops before the test database is dropped."""
+    from tests.pgbouncer import PgBouncer, binary
+
+    executable = binary()
+    if executable is None:
+        pytest.skip("PgBouncer is not installed (Debian: apt-get install pgbouncer; "
+                    ".ci/run installs it)")
+    bouncer = PgBouncer(executable)
+    yield bouncer
+    bouncer.close()
+
+
 @pytest.fixture
 def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     """One prefork worker with two processes, ready."""

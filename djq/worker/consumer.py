@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from .. import broker, serialization, signals, states
 from ..conf import conf
-from ..db import Listener
+from ..db import Listener, listen_alias, open_connection
 from ..events import dispatcher as events
 from ..exceptions import (
     DecodeError,
@@ -92,7 +92,8 @@ class Worker:
         self.buffer: deque[broker.Claimed] = deque()
         self.worker_id = 0
         self.conn: psycopg.Connection[Any] | None = None
-        self.listener: Listener | None = None
+        self.listener: Listener | None = None  # None: poll-only (a pooler, no listen alias)
+        self.poll_interval = float(conf.worker_poll_interval)
         self.pool: Pool | None = None
         self.maintenance: Maintenance | None = None
         self.stop_requested = 0  # 0 running, 1 warm, 2 cold
@@ -208,7 +209,8 @@ class Worker:
         # A pool process must not keep the worker's own sessions open: close its copies
         # of their sockets (without a goodbye to the server, which would end them for
         # the parent too), so a dead worker's sessions end with it.
-        conns = [self.conn, self.maintenance.conn if self.maintenance else None]
+        conns = [self.conn, self.maintenance.conn if self.maintenance else None,
+                 self.listener.conn if self.listener else None]
         for conn in conns:
             if conn is not None and not conn.closed:
                 try:
@@ -217,9 +219,26 @@ class Worker:
                     pass
 
     def _connect(self) -> psycopg.Connection[Any]:
-        self.listener = Listener([broker.ENQUEUE_CHANNEL, broker.CONTROL_CHANNEL], self.using,
-                                 application_name=f"djq worker {self.hostname}")
-        return self.listener.conn
+        """The broker connection. It LISTENs too, unless it goes through a transaction
+        pooler: then a second connection on ``listen_database`` listens, or, without
+        one, the worker polls every ``worker_pooled_poll_interval`` seconds."""
+        if self.listener is not None and self.listener.conn is not self.conn:
+            self.listener.close()
+        self.listener = None
+        channels = [broker.ENQUEUE_CHANNEL, broker.CONTROL_CHANNEL]
+        name = f"djq worker {self.hostname}"
+        alias = listen_alias(self.using)
+        if alias == self.using:  # one session does both
+            self.listener = Listener(channels, self.using, application_name=name)
+            self.poll_interval = float(conf.worker_poll_interval)
+            return self.listener.conn
+        conn = open_connection(self.using, application_name=name)
+        if alias is None:
+            self.poll_interval = float(conf.worker_pooled_poll_interval)
+        else:
+            self.listener = Listener(channels, self.using, application_name=name)
+            self.poll_interval = float(conf.worker_poll_interval)
+        return conn
 
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
@@ -336,7 +355,7 @@ class Worker:
             # A NOTIFY read after our own statements (e.g. a retry we just stored) made
             # a claim due: do it now, not after the next wait.
             return 0.0
-        wait = float(conf.worker_poll_interval)
+        wait = self.poll_interval
         if self.next_claim_at:
             wait = min(wait, max(0.0, self.next_claim_at - now))
         if self.maintenance is not None:
@@ -373,6 +392,9 @@ class Worker:
         waitables = [self.wake_r, *self.pool.waitables()]
         if self.conn is not None and not self.conn.closed:
             waitables.append(self.conn.fileno())
+        if (self.listener is not None and self.listener.conn is not self.conn
+                and not self.listener.conn.closed):
+            waitables.append(self.listener.conn.fileno())
         if timeout <= 0:
             return
         from multiprocessing.connection import wait as mp_wait
@@ -389,7 +411,8 @@ class Worker:
                 pass
 
     def _drain_notifies(self) -> None:
-        assert self.listener is not None
+        if self.listener is None:  # poll-only
+            return
         for channel, payload in self.listener.drain():
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
@@ -560,7 +583,7 @@ class Worker:
         self.reserve_due = True  # the next look (NOTIFY, poll or eta) may reserve
         # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
         now = time.monotonic()
-        self.next_claim_at = now + conf.worker_poll_interval
+        self.next_claim_at = now + self.poll_interval
         if now >= self.next_eta_check:
             self.next_eta_check = now + conf.worker_poll_interval
             nxt = broker.next_run_at(self.conn, self.queues)
@@ -716,6 +739,8 @@ class Worker:
         self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id))
         if self.conn is not None:
             self.conn.close()
+        if self.listener is not None:
+            self.listener.close()
         signals.send(signals.worker_shutdown, sender=self)
 
     def _wait_for_database(self) -> None:
