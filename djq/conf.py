@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # only; without one, workers poll every worker_pooled_poll_interval seconds.
     "listen_database": None,
     "worker_pooled_poll_interval": 0.05,
+    "metrics_token": None,  # /djq/metrics also answers "Authorization: Bearer <token>"
     "worker_prune_interval": 30.0,  # how often a worker prunes expired results
     "worker_prune_batch": 1000,  # rows deleted per prune statement
 }

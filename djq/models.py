@@ -113,6 +113,9 @@ class Worker(models.Model):
     # Null for a worker of a version that did not record it (rolling upgrades).
     registered = ArrayField(models.TextField(), null=True, blank=True,
                             help_text="Task names the worker could run when it started")
+    # djq.worker.tally.Tally.to_json(), written with each heartbeat; djq.metrics reads it.
+    counters = models.JSONField(default=dict, db_default={}, blank=True,
+                                help_text="Tasks finished per name and state, runtimes")
 
     class Meta:
         db_table = "djq_worker"

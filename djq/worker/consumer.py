@@ -51,6 +51,7 @@ from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from . import failpoints
 from .maintenance import Maintenance, acks_late, backoff_cap, loadavg
 from .pools import Finished, Pool, make_pool
+from .tally import Tally
 
 logger = logging.getLogger("djq.worker")
 
@@ -104,6 +105,7 @@ class Worker:
         self.wake_w.setblocking(False)
         self.processed = 0
         self.failed = 0
+        self.tally = Tally()  # per task name, for djq.metrics (written with heartbeats)
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
         # Whether the next claim may also reserve rows (claim them beyond the free pool
         # slots, up to the prefetch): true at start, after a NOTIFY for our queues and
@@ -611,6 +613,7 @@ class Worker:
             self.processed += 1
             return
         self.inflight[task_id] = row
+        self.tally.started(task_id)
         handed.append(task_id)
         if soft is not None or hard is not None:
             now = time.monotonic()
@@ -667,6 +670,7 @@ class Worker:
             self.deadlines.pop(f.task_id, None)
             if f.task_id in self._stale:
                 self._stale.discard(f.task_id)
+                self.tally.forget(f.task_id)
                 self._terminated.pop(f.task_id, None)
                 self._timed_out.pop(f.task_id, None)
                 logger.error(
@@ -679,6 +683,7 @@ class Worker:
             if f.lost is not None and self.events is not None:
                 self.events.lost(outcomes)
             for o in outcomes:
+                self.tally.finished(claimed.name if claimed else "?", o)
                 if o.status == broker.DONE:
                     self.processed += 1
                     self.failed += o.state == states.FAILURE
@@ -736,7 +741,8 @@ class Worker:
         dispatcher = self.events
         if dispatcher is not None:  # after the last heartbeat, with what is still buffered
             self._try_db(lambda: dispatcher.worker_event(self.conn, "worker-offline", self))
-        self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id))
+        self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id,
+                                                        self.tally.to_json()))
         if self.conn is not None:
             self.conn.close()
         if self.listener is not None:

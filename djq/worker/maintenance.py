@@ -118,7 +118,7 @@ class Maintenance(threading.Thread):
         pool = w.pool
         active = len(pool.running()) if pool is not None else 0
         alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
-                                 loadavg())
+                                 loadavg(), w.tally.to_json())
         if w.events is not None:
             w.events.worker_event(self.conn, "worker-heartbeat", w)
         if not alive:
