@@ -674,9 +674,7 @@ def queue_gauges(conn: Any) -> list[QueueGauges]:
 
 def metric_workers(conn: Any, lease: float) -> list[tuple[int, str, str, bool, Any]]:
     """(id, hostname, queues, alive, counters) of every worker row."""
-    # Django's cursors leave jsonb as text (its JSONField decodes); psycopg's decode it.
-    return [(int(r[0]), str(r[1]), str(r[2]), bool(r[3]),
-             json.loads(r[4]) if isinstance(r[4], str) else r[4])
+    return [(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), _json(r[4]))
             for r in conn.execute(METRIC_WORKERS, [lease]).fetchall()]
 
 
@@ -777,14 +775,48 @@ DELETE FROM djq_task WHERE id IN (
 _PRUNE_WORKERS = """
 DELETE FROM djq_worker w WHERE stopped_at < now() - make_interval(secs => %s)
     AND NOT EXISTS (SELECT 1 FROM djq_task t WHERE t.claimed_by = w.id AND t.status IN (1, 2))
+RETURNING counters
 """
+
+_RETIRED_COUNTERS = "SELECT counters FROM djq_retired_counters WHERE id = 1"
+
+_RETIRE_COUNTERS = """
+INSERT INTO djq_retired_counters (id, counters) VALUES (1, %s)
+ON CONFLICT (id) DO UPDATE SET counters = EXCLUDED.counters
+"""
+
+
+def prune_workers(conn: Any, older_than: float) -> int:
+    """Delete rows of workers stopped more than ``older_than`` seconds ago, folding their
+    counters into ``djq_retired_counters`` in the same transaction."""
+    from .worker.tally import merge
+
+    with conn.transaction():
+        gone = [_json(r[0]) for r in conn.execute(_PRUNE_WORKERS, [older_than]).fetchall()]
+        if any(gone):
+            # FOR UPDATE (the row exists from the migration on): two workers pruning at
+            # once add their rows one after the other.
+            row = conn.execute(_RETIRED_COUNTERS + " FOR UPDATE").fetchone()
+            merged = merge(_json(row[0]) if row else None, *gone)
+            conn.execute(_RETIRE_COUNTERS, [Jsonb(merged)])
+    return len(gone)
+
+
+def retired_counters(conn: Any) -> dict[str, Any]:
+    row = conn.execute(_RETIRED_COUNTERS).fetchone()
+    return _json(row[0]) if row else {}
+
+
+def _json(value: Any) -> Any:
+    # Django's cursors leave jsonb as text (its JSONField decodes); psycopg's decode it.
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def prune(conn: Any, older_than: float, batch: int) -> int:
     """Delete up to ``batch`` finished rows older than ``older_than`` seconds."""
     cursor = conn.execute(_PRUNE, [older_than, batch])
     deleted = int(cursor.rowcount)
-    conn.execute(_PRUNE_WORKERS, [max(older_than, 3600.0)])
+    prune_workers(conn, max(older_than, 3600.0))
     if deleted < batch:  # once per pass: finished chords and saved groups
         conn.execute(_PRUNE_CANVAS, [older_than, older_than])
     return deleted

@@ -2,11 +2,11 @@
 the same figures.
 
 Per queue: waiting, scheduled, reserved and running tasks, and the age of the oldest
-waiting one; workers alive (in all and per queue). Per task name and worker: tasks
-finished by final state, retries, and a runtime histogram, from the counters each worker
-writes with its heartbeat (``djq_worker.counters``; see :mod:`djq.worker.tally`). They
-are counters per worker (labels ``worker`` and ``worker_id``), so a worker that stops or
-is pruned never makes a sum go backwards: aggregate with ``sum(rate(...))``. A scrape
+waiting one; workers alive (in all and per queue). Per task name: tasks finished by
+final state, retries, and a runtime histogram, summed from the counters each worker
+writes with its heartbeat (``djq_worker.counters``; see :mod:`djq.worker.tally`) and
+those of pruned worker rows (``djq_retired_counters``), so they never go backwards.
+Counts of the last few seconds before a worker is killed are lost with it. A scrape
 reads the waiting and in-flight partial indexes and the worker rows: its cost follows the
 unfinished rows, not the history ``djq_task`` keeps.
 
@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import broker, permissions
 from .conf import conf
-from .worker.tally import BUCKETS
+from .worker.tally import BUCKETS, merge
 
 
 class DjqCollector(Collector):
@@ -47,6 +47,7 @@ class DjqCollector(Collector):
         with connections[self.using].cursor() as cursor:
             queues = broker.queue_gauges(cursor)
             workers = broker.metric_workers(cursor, float(conf.worker_lease))
+            retired = broker.retired_counters(cursor)
         labels = ["queue"]
         families = {
             "waiting": GaugeMetricFamily(
@@ -82,34 +83,31 @@ class DjqCollector(Collector):
         for queue in sorted(per_queue_workers):
             consumers.add_metric([queue], per_queue_workers[queue])
         yield consumers
-        yield from self._task_families(workers)
+        yield from self._task_families(workers, retired)
 
     @staticmethod
-    def _task_families(workers: list[tuple[int, str, str, bool, Any]]) -> Iterator[Metric]:
-        labels = ["task", "worker", "worker_id"]
+    def _task_families(workers: list[tuple[int, str, str, bool, Any]],
+                       retired: dict[str, Any]) -> Iterator[Metric]:
+        tasks = merge(retired, *(counters for *_, counters in workers))["tasks"]
         finished = CounterMetricFamily(
-            "djq_tasks_finished", "Tasks a worker finished, by final state",
-            labels=[*labels, "state"])
+            "djq_tasks_finished", "Tasks finished by workers, by final state",
+            labels=["task", "state"])
         retried = CounterMetricFamily("djq_tasks_retried", "Task attempts that retried",
-                                      labels=labels)
+                                      labels=["task"])
         runtime = HistogramMetricFamily(
             "djq_task_runtime_seconds", "Seconds from hand-over to a pool process to the "
-            "outcome", labels=labels)
+            "outcome", labels=["task"])
         bounds = [str(b) for b in BUCKETS] + ["+Inf"]
-        for worker_id, hostname, _, _, counters in workers:
-            tasks = (counters or {}).get("tasks") or {}
-            for name in sorted(tasks):
-                entry = tasks[name]
-                values = [name, hostname, str(worker_id)]
-                for state in sorted(entry.get("states") or {}):
-                    finished.add_metric([*values, state], entry["states"][state])
-                retried.add_metric(values, entry.get("retried", 0))
-                cumulative, total = [], 0
-                for bound, count in zip(bounds, entry.get("buckets") or [], strict=False):
-                    total += count
-                    cumulative.append((bound, total))
-                if len(cumulative) == len(bounds):
-                    runtime.add_metric(values, cumulative, float(entry.get("sum", 0.0)))
+        for name in sorted(tasks):
+            entry = tasks[name]
+            for state in sorted(entry["states"]):
+                finished.add_metric([name, state], entry["states"][state])
+            retried.add_metric([name], entry["retried"])
+            cumulative, total = [], 0
+            for bound, count in zip(bounds, entry["buckets"], strict=True):
+                total += count
+                cumulative.append((bound, total))
+            runtime.add_metric([name], cumulative, entry["sum"])
         yield finished
         yield retried
         yield runtime

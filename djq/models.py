@@ -130,6 +130,17 @@ class Worker(models.Model):
         return f"{self.hostname} (pid {self.pid})"
 
 
+class RetiredCounters(models.Model):
+    """One row: the summed counters of worker rows already pruned, so that the metrics'
+    totals (the live rows plus this) never go backwards."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    counters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "djq_retired_counters"
+
+
 class Chord(models.Model):
     """A chord's counter: the callback rows (``waiting_on`` = ``group_id``) start when
     ``remaining`` reaches 0, with the results of ``members`` in this order."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from djq.models import Worker
@@ -88,8 +90,7 @@ def test_task_counters_from_workers(start_worker: Any, staff: Client) -> None:
         with pytest.raises(ValueError):
             fail.delay().get(timeout=30)
     running = sleep.delay(3)
-    wid = str(Worker.objects.get(pid=worker.pid).id)
-    labels = {"worker": "w1@test", "worker_id": wid}
+    labels: dict[str, str] = {}
 
     def scraped() -> dict[Any, float] | None:
         figures = samples(staff.get("/djq/metrics").content.decode())
@@ -141,3 +142,30 @@ def test_every_process_answers_the_same(staff: Client) -> None:
 
     assert gauges(here) == gauges(there)
     assert value(samples(there), "djq_queue_waiting", queue="m-same") == 4
+
+
+def test_pruned_workers_keep_their_counts(start_worker: Any, staff: Client) -> None:
+    """Counters never go backwards: a pruned worker row's counts move to the retired row."""
+    from djq import broker
+    from djq.db import open_connection
+
+    worker = start_worker()
+    for i in range(3):
+        assert add.delay(i, 1).get(timeout=30) == i + 1
+    assert worker.stop() == 0
+    second = start_worker()
+    assert add.delay(1, 1).get(timeout=30) == 2
+    key = {"task": "tests.testapp.tasks.add", "state": "SUCCESS"}
+    wait_for(lambda: value(samples(staff.get("/djq/metrics").content.decode()),
+                           "djq_tasks_finished_total", **key) == 4, timeout=10,
+             message="four successes counted")
+    Worker.objects.filter(pid=worker.pid).update(stopped_at=timezone.now()
+                                                 - datetime.timedelta(hours=2))
+    with open_connection() as conn:  # as the maintenance thread prunes
+        assert broker.prune_workers(conn, 3600) == 1
+    assert not Worker.objects.filter(pid=worker.pid).exists()
+    figures = samples(staff.get("/djq/metrics").content.decode())
+    assert value(figures, "djq_tasks_finished_total", **key) == 4
+    assert value(figures, "djq_task_runtime_seconds_count",
+                 task="tests.testapp.tasks.add") == 4
+    assert second.stop() == 0

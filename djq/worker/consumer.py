@@ -286,6 +286,7 @@ class Worker:
         self.unwritten = []
         self.buffer.clear()
         self._stale.update(running)
+        self.tally = Tally()  # the old row keeps what it counted; the new one starts at 0
         self.worker_id = self.register(self.conn)
         self.next_claim_at = 0.0
         self.reserve_due = True

@@ -1,7 +1,9 @@
 """What one worker has finished, per task name: counts by final state, retries, and a
 runtime histogram. Kept in memory by the worker's main loop and written by its
 maintenance thread with each heartbeat (``djq_worker.counters``), so counting costs the
-hot path no statement; ``djq.metrics`` sums the worker rows."""
+hot path no statement; ``djq.metrics`` sums the worker rows, and the counters of worker
+rows that are pruned are folded into ``djq_retired_counters`` first, so sums never go
+backwards."""
 
 from __future__ import annotations
 
@@ -59,3 +61,23 @@ class Tally:
                                      "buckets": list(e["buckets"]), "sum": e["sum"],
                                      "count": e["count"]}
                               for name, e in self._tasks.items()}}
+
+
+def merge(*tallies: dict[str, Any] | None) -> dict[str, Any]:
+    """The sum of several :meth:`Tally.to_json` values."""
+    out: dict[str, dict[str, Any]] = {}
+    for tally in tallies:
+        for name, e in ((tally or {}).get("tasks") or {}).items():
+            into = out.setdefault(name, {"states": {}, "retried": 0,
+                                         "buckets": [0] * (len(BUCKETS) + 1),
+                                         "sum": 0.0, "count": 0})
+            for state, n in (e.get("states") or {}).items():
+                into["states"][state] = into["states"].get(state, 0) + int(n)
+            into["retried"] += int(e.get("retried") or 0)
+            buckets = list(e.get("buckets") or [])
+            if len(buckets) == len(into["buckets"]):
+                into["buckets"] = [a + int(b) for a, b in zip(into["buckets"], buckets,
+                                                              strict=True)]
+                into["sum"] += float(e.get("sum") or 0.0)
+                into["count"] += int(e.get("count") or 0)
+    return {"tasks": out}
