@@ -764,11 +764,16 @@ def fail_orphans(conn: Any, ids: Sequence[uuid.UUID], result: str, traceback: st
     return int(conn.execute(_FAIL_ORPHANS, [result, traceback, list(ids)]).fetchone()[0])
 
 
+# Failures may be kept longer than the rest (``result_expires_failed``); a NULL age
+# keeps those rows for good. The outer bound is the shorter age, for the done index.
 _PRUNE = f"""
 DELETE FROM djq_task WHERE id IN (
     SELECT id FROM djq_task
-    WHERE status = {DONE} AND date_done < now() - make_interval(secs => %s)
-    LIMIT %s FOR UPDATE SKIP LOCKED
+    WHERE status = {DONE} AND date_done < now() - make_interval(secs => %(shortest)s)
+        AND CASE WHEN state = '{states.FAILURE}'
+            THEN date_done < now() - make_interval(secs => %(failed)s::float8)
+            ELSE date_done < now() - make_interval(secs => %(others)s::float8) END
+    LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 )
 """
 
@@ -812,13 +817,20 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def prune(conn: Any, older_than: float, batch: int) -> int:
-    """Delete up to ``batch`` finished rows older than ``older_than`` seconds."""
-    cursor = conn.execute(_PRUNE, [older_than, batch])
+def prune(conn: Any, older_than: float | None, batch: int,
+          failed_older_than: float | None = None) -> int:
+    """Delete up to ``batch`` finished rows: FAILURE rows older than
+    ``failed_older_than`` seconds, the others older than ``older_than`` (None: never)."""
+    ages = [a for a in (older_than, failed_older_than) if a is not None]
+    if not ages:
+        return 0
+    cursor = conn.execute(_PRUNE, {"shortest": min(ages), "others": older_than,
+                                   "failed": failed_older_than, "batch": batch})
     deleted = int(cursor.rowcount)
-    prune_workers(conn, max(older_than, 3600.0))
-    if deleted < batch:  # once per pass: finished chords and saved groups
-        conn.execute(_PRUNE_CANVAS, [older_than, older_than])
+    prune_workers(conn, max(older_than or 0.0, 3600.0))
+    if deleted < batch and len(ages) == 2:  # once per pass: finished chords, saved groups
+        longest = max(ages)
+        conn.execute(_PRUNE_CANVAS, [longest, longest])
     return deleted
 
 

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_send_task_events": False,
     "task_send_sent_event": False,  # Celery's: the sender publishes task-sent events
     "result_expires": 86400,
+    "result_expires_failed": None,  # djq's: FAILURE rows; None = result_expires, 0 = keep
     "database": "default",
     "api_permission_classes": ["rest_framework.permissions.IsAdminUser"],
     "api_enqueue_allowlist": [],
