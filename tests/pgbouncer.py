@@ -39,7 +39,10 @@ class PgBouncer:
     """``pool_mode = transaction``, ``auth_type = any``: every client database name is
     forwarded, as the test database's own user."""
 
-    def __init__(self, executable: str, pool_size: int = 20) -> None:
+    def __init__(self, executable: str, pool_size: int = 20, listen_addr: str = "127.0.0.1",
+                 extra: str = "") -> None:
+        """``listen_addr``: PgBouncer's (comma-separated addresses); ``extra``: more lines
+        for its ``[pgbouncer]`` section."""
         settings = connections["default"].settings_dict
         host = settings.get("HOST") or "/var/run/postgresql"
         port = int(settings.get("PORT") or 5432)
@@ -55,7 +58,7 @@ class PgBouncer:
             f.write(f"""[databases]
 * = {target}
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = {listen_addr}
 listen_port = {self.port}
 unix_socket_dir =
 auth_type = any
@@ -64,6 +67,7 @@ max_client_conn = 500
 default_pool_size = {pool_size}
 ignore_startup_parameters = extra_float_digits,options
 server_check_delay = 1
+{extra}
 """)
         os.chmod(config, 0o644)
         argv = [executable, config]

@@ -39,7 +39,7 @@ if os.environ.get("DJQ_TEST_LISTEN_DIRECT"):
 
 # A worker behind the test's TCP proxy (tests/proxy.py) reaches the database through it.
 if os.environ.get("DJQ_TEST_DATABASE_PORT"):
-    DATABASES["default"]["HOST"] = "127.0.0.1"
+    DATABASES["default"]["HOST"] = os.environ.get("DJQ_TEST_DATABASE_HOST") or "127.0.0.1"
     DATABASES["default"]["PORT"] = os.environ["DJQ_TEST_DATABASE_PORT"]
 
 DJQ = {
