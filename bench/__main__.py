@@ -354,6 +354,10 @@ class Bench:
         if "W3" in chosen:
             plan.append(("W3", keys("djq", "celery", "pgqueuer"),
                          {"workload": "w3", "n": a.latency_tasks, "gap": 0.01}, 120, 15, None))
+        if "W3" in chosen and has_djq:  # djq behind PgBouncer (transaction mode)
+            plan.append(("W3P", [("djq-pgb-listen", "djq"), ("djq-pgb-poll", "djq")],
+                         {"workload": "w3_pooled", "n": a.latency_tasks, "gap": 0.01}, 120,
+                         15, None))
         if "W5" in chosen:
             plan.append(("W5", keys("djq", "celery", "pgqueuer"),
                          {"workload": "w5", "n": a.round_trips, "time_cap": a.time_cap}, 120,
@@ -384,6 +388,9 @@ class Bench:
                     self.record(w, "djq", pre)
                     continue
                 self.log(f"{w}: {pre['rows']:,} {variant} rows loaded in {pre['seconds']:.1f}s")
+                if w == "W4a":  # the metrics endpoint's work over those rows
+                    self.record("SCRAPE", "djq", self.side("djq", {"workload": "scrape"},
+                                                           120, db=db))
                 plan.append((w, [("djq", "djq")], {"workload": "w4", "n": n, "timeout": drain,
                                                     "concurrency": IN_FLIGHT},
                              drain + 120, 40, db))
@@ -406,6 +413,8 @@ class Bench:
                         item.update(pool="prefork", concurrency=IN_FLIGHT)
                     elif key == "djq-threads":
                         item.update(pool="threads", concurrency=IN_FLIGHT)
+                    elif key == "djq-pgb-listen":
+                        item.update(listen=True)
                     self.run_one(workload, key, system, item, timeout, min_left, target_db)
             if rnd == 0 and "MEM" in chosen and has_djq:
                 self.run_memory()

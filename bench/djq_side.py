@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -322,6 +323,69 @@ def w3(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     return latency_result(sent, started)
 
 
+def w3_pooled(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    """W3 with the workers behind a real PgBouncer in transaction mode (tests/pgbouncer.py),
+    with ``listen`` a direct alias for LISTEN, without it polling. The sender connects
+    directly, as W3's does."""
+    from django.db import connections
+
+    from bench.app.tasks import stamp
+    from tests.pgbouncer import PgBouncer, binary
+
+    executable = binary()
+    if executable is None:
+        return {"skipped": "pgbouncer is not installed"}
+    n, gap = int(spec.get("n", 300)), float(spec.get("gap", 0.01))
+    reset()
+    bouncer = PgBouncer(executable)
+    settings = connections["default"].settings_dict
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    saved = {k: os.environ.get(k) for k in ("BENCH_DJQ_DATABASE_URL", "BENCH_DJQ_LISTEN_URL")}
+    direct = os.environ.get("BENCH_DJQ_DATABASE_URL") or os.environ["DATABASE_URL"]
+    os.environ["BENCH_DJQ_DATABASE_URL"] = (
+        f"postgresql://{user}{password}@127.0.0.1:{bouncer.port}/{settings['NAME']}")
+    if spec.get("listen"):
+        os.environ["BENCH_DJQ_LISTEN_URL"] = direct
+    workers = Workers(spec, collector)
+    try:
+        workers.start("prefork", 2)
+        workers.wait_ready()
+        sent, started = paced_stamps(n, gap, stamp.delay, collector)
+    finally:
+        workers.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        bouncer.close()
+    return latency_result(sent, started)
+
+
+def scrape(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
+    """Time one Prometheus scrape's work (djq.metrics' collector and the text encoding)
+    on the database as it is, e.g. after W4a's million finished rows were loaded."""
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from djq.metrics import DjqCollector
+
+    with _cursor() as cur:
+        cur.execute("SELECT count(*) FROM djq_task")
+        rows = int(cur.fetchone()[0])
+    times = []
+    for _ in range(int(spec.get("repeat", 10)) + 1):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(DjqCollector())
+        t0 = time.perf_counter()
+        generate_latest(registry)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    times = times[1:]  # the first one warms the connection up
+    return {"value": statistics.median(times), "best": min(times), "unit": "ms",
+            "rows": rows}
+
+
 def w5(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
     from bench.app.tasks import noop
 
@@ -475,6 +539,7 @@ def beat(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:
 WORKLOADS = {
     "w1": w1, "w1b": w1b, "w2": w2, "w3": w3, "w4": w4, "w4_preload": w4_preload,
     "w4_clear": w4_clear, "w5": w5, "w6": w6, "memory": memory, "beat": beat,
+    "w3_pooled": w3_pooled, "scrape": scrape,
 }
 
 

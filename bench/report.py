@@ -133,6 +133,18 @@ def build_rows(results: Results) -> list[list[str]]:
                      cell(get("W3", {}).get("djq"), key), *peer_cells("W3", key),
                      *ratio_cells(d, "W3", key), target,
                      verdict(None if limit is None or d is None else d <= limit)])
+    # W3 behind PgBouncer in transaction mode: with a direct alias for LISTEN, and polling.
+    for key, label in (("djq-pgb-listen", "listen_database"), ("djq-pgb-poll", "poll-only")):
+        for pct in ("p50", "p99"):
+            d = median(get("W3P", {}).get(key), pct)
+            target, limit = ("< 100 ms", 100.0) if pct == "p50" else ("–", None)
+            rows.append([f"W3 through PgBouncer ({label}), {pct}", "ms (lower is better)",
+                         cell(get("W3P", {}).get(key), pct), "–", "–", "–", "–", target,
+                         verdict(None if limit is None or d is None else d < limit)])
+    scrape = median(get("SCRAPE", {}).get("djq"))
+    rows.append(["Metrics scrape (/djq/metrics' work) over W4a's rows (1,000,000 finished)",
+                 "ms (lower is better)", cell(get("SCRAPE", {}).get("djq")), "–", "–", "–",
+                 "–", "< 100 ms", verdict(None if scrape is None else scrape < 100)])
     # W4 and W6 run djq prefork -c 20 and compare with the W2 row of the same concurrency.
     for w, label in (("W4a", "W4a drain (prefork `-c 20`) with 1,000,000 finished rows in djq_task"),
                      ("W4b", "W4b drain (prefork `-c 20`) with 200,000 rows queued on a queue no worker reads")):

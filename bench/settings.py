@@ -18,6 +18,10 @@ DATABASES = {
     )
 }
 DJQ: dict[str, object] = {}  # djq's own defaults, as a new user gets them
+# W3 through PgBouncer (bench/djq_side.py w3_pooled): LISTEN bypasses the pooler.
+if os.environ.get("BENCH_DJQ_LISTEN_URL"):
+    DATABASES["direct"] = dj_database_url.parse(os.environ["BENCH_DJQ_LISTEN_URL"])
+    DJQ["listen_database"] = "direct"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

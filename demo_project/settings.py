@@ -69,9 +69,15 @@ def database_url() -> str:
 
 
 DATABASES = {"default": dj_database_url.parse(database_url(), conn_max_age=60)}
+# Behind PgBouncer in transaction mode (docs/deployment.md): an alias that reaches
+# PostgreSQL directly, for LISTEN only.
+if os.environ.get("DJQ_LISTEN_DATABASE_URL"):
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DJQ_LISTEN_DATABASE_URL"])
 
 DJQ = {
     "task_track_started": True,
+    "listen_database": "direct" if "direct" in DATABASES else None,
+    "metrics_token": os.environ.get("DJQ_METRICS_TOKEN") or None,
     # The monitor's "Send a task" form and POST /api/djq/tasks/ offer these.
     "api_enqueue_allowlist": [
         "demo_project.demo.tasks.add",

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from psycopg.types.json import Jsonb
 
 from . import states
 from .conf import conf
@@ -596,24 +597,85 @@ def register_worker(conn: Any, hostname: str, pid: int, pool: str, concurrency: 
 
 _HEARTBEAT = """
 UPDATE djq_worker SET last_heartbeat = now(), processed = %s, failed = %s, active = %s,
-    loadavg = %s
+    loadavg = %s, counters = COALESCE(%s::jsonb, counters)
 WHERE id = %s AND stopped_at IS NULL
 RETURNING id
 """
 
 
 def heartbeat(conn: Any, worker_id: int, processed: int, failed: int, active: int,
-              loadavg: str) -> bool:
-    """Renew this worker's lease; False if others already declared it dead."""
-    row = conn.execute(_HEARTBEAT, [processed, failed, active, loadavg, worker_id]).fetchone()
+              loadavg: str, counters: dict[str, Any] | None = None) -> bool:
+    """Renew this worker's lease (and store its counters); False if others already
+    declared it dead."""
+    row = conn.execute(_HEARTBEAT, [processed, failed, active, loadavg,
+                                    None if counters is None else Jsonb(counters),
+                                    worker_id]).fetchone()
     return row is not None
 
 
-_STOP_WORKER = "UPDATE djq_worker SET stopped_at = now() WHERE id = %s"
+_STOP_WORKER = """
+UPDATE djq_worker SET stopped_at = now(), counters = COALESCE(%s::jsonb, counters)
+WHERE id = %s
+"""
 
 
-def stop_worker(conn: Any, worker_id: int) -> None:
-    conn.execute(_STOP_WORKER, [worker_id])
+def stop_worker(conn: Any, worker_id: int, counters: dict[str, Any] | None = None) -> None:
+    conn.execute(_STOP_WORKER, [None if counters is None else Jsonb(counters), worker_id])
+
+
+# --- metrics ---------------------------------------------------------------------------
+# Each reads one partial index (waiting rows, in-flight rows, live workers), so a scrape
+# costs what is unfinished, never the history the table keeps.
+
+METRIC_QUEUES_WAITING = f"""
+SELECT queue, count(*) FILTER (WHERE run_at <= now()),
+    count(*) FILTER (WHERE run_at > now()),
+    COALESCE(EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)
+FROM djq_task WHERE status = {WAITING} GROUP BY queue
+"""
+
+METRIC_QUEUES_INFLIGHT = f"""
+SELECT queue, count(*) FILTER (WHERE status = {CLAIMED}),
+    count(*) FILTER (WHERE status = {STARTED})
+FROM djq_task WHERE status IN ({CLAIMED}, {STARTED}) GROUP BY queue
+"""
+
+# Workers not yet pruned (stopped ones keep their final counters until then), and
+# whether each is alive (not stopped, lease current).
+METRIC_WORKERS = """
+SELECT id, hostname, queues, stopped_at IS NULL
+    AND last_heartbeat >= now() - make_interval(secs => %s), counters
+FROM djq_worker
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueGauges:
+    """One queue's figures for the metrics endpoint."""
+
+    queue: str
+    waiting: int = 0  # runnable now
+    scheduled: int = 0  # waiting for its eta, countdown or retry delay
+    reserved: int = 0  # claimed by a worker, not started
+    running: int = 0  # started
+    oldest_waiting_age: float = 0.0  # seconds since the oldest runnable row became so
+
+
+def queue_gauges(conn: Any) -> list[QueueGauges]:
+    """Per queue: waiting, scheduled, reserved, running, oldest waiting age."""
+    figures: dict[str, dict[str, Any]] = {}
+    for queue, waiting, scheduled, age in conn.execute(METRIC_QUEUES_WAITING).fetchall():
+        figures.setdefault(queue, {}).update(waiting=int(waiting), scheduled=int(scheduled),
+                                             oldest_waiting_age=float(age))
+    for queue, reserved, running in conn.execute(METRIC_QUEUES_INFLIGHT).fetchall():
+        figures.setdefault(queue, {}).update(reserved=int(reserved), running=int(running))
+    return [QueueGauges(queue, **figures[queue]) for queue in sorted(figures)]
+
+
+def metric_workers(conn: Any, lease: float) -> list[tuple[int, str, str, bool, Any]]:
+    """(id, hostname, queues, alive, counters) of every worker row."""
+    return [(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), _json(r[4]))
+            for r in conn.execute(METRIC_WORKERS, [lease]).fetchall()]
 
 
 # Recovery runs in one transaction: declare dead the workers whose lease ran out (their
@@ -759,27 +821,73 @@ def redeliver(conn: Any, rows: Sequence[tuple[uuid.UUID, int]], result: str, tra
     return [(r[0], int(r[1]) == DONE, int(r[2])) for r in found.fetchall()]
 
 
+# Failures may be kept longer than the rest (``result_expires_failed``); a NULL age
+# keeps those rows for good. The outer bound is the shorter age, for the done index.
 _PRUNE = f"""
 DELETE FROM djq_task WHERE id IN (
     SELECT id FROM djq_task
-    WHERE status = {DONE} AND date_done < now() - make_interval(secs => %s)
-    LIMIT %s FOR UPDATE SKIP LOCKED
+    WHERE status = {DONE} AND date_done < now() - make_interval(secs => %(shortest)s)
+        AND CASE WHEN state = '{states.FAILURE}'
+            THEN date_done < now() - make_interval(secs => %(failed)s::float8)
+            ELSE date_done < now() - make_interval(secs => %(others)s::float8) END
+    LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 )
 """
 
 _PRUNE_WORKERS = """
 DELETE FROM djq_worker w WHERE stopped_at < now() - make_interval(secs => %s)
     AND NOT EXISTS (SELECT 1 FROM djq_task t WHERE t.claimed_by = w.id AND t.status IN (1, 2))
+RETURNING counters
+"""
+
+_RETIRED_COUNTERS = "SELECT counters FROM djq_retired_counters WHERE id = 1"
+
+_RETIRE_COUNTERS = """
+INSERT INTO djq_retired_counters (id, counters) VALUES (1, %s)
+ON CONFLICT (id) DO UPDATE SET counters = EXCLUDED.counters
 """
 
 
-def prune(conn: Any, older_than: float, batch: int) -> int:
-    """Delete up to ``batch`` finished rows older than ``older_than`` seconds."""
-    cursor = conn.execute(_PRUNE, [older_than, batch])
+def prune_workers(conn: Any, older_than: float) -> int:
+    """Delete rows of workers stopped more than ``older_than`` seconds ago, folding their
+    counters into ``djq_retired_counters`` in the same transaction."""
+    from .worker.tally import merge
+
+    with conn.transaction():
+        gone = [_json(r[0]) for r in conn.execute(_PRUNE_WORKERS, [older_than]).fetchall()]
+        if any(gone):
+            # FOR UPDATE (the row exists from the migration on): two workers pruning at
+            # once add their rows one after the other.
+            row = conn.execute(_RETIRED_COUNTERS + " FOR UPDATE").fetchone()
+            merged = merge(_json(row[0]) if row else None, *gone)
+            conn.execute(_RETIRE_COUNTERS, [Jsonb(merged)])
+    return len(gone)
+
+
+def retired_counters(conn: Any) -> dict[str, Any]:
+    row = conn.execute(_RETIRED_COUNTERS).fetchone()
+    return _json(row[0]) if row else {}
+
+
+def _json(value: Any) -> Any:
+    # Django's cursors leave jsonb as text (its JSONField decodes); psycopg's decode it.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def prune(conn: Any, older_than: float | None, batch: int,
+          failed_older_than: float | None = None) -> int:
+    """Delete up to ``batch`` finished rows: FAILURE rows older than
+    ``failed_older_than`` seconds, the others older than ``older_than`` (None: never)."""
+    ages = [a for a in (older_than, failed_older_than) if a is not None]
+    if not ages:
+        return 0
+    cursor = conn.execute(_PRUNE, {"shortest": min(ages), "others": older_than,
+                                   "failed": failed_older_than, "batch": batch})
     deleted = int(cursor.rowcount)
-    conn.execute(_PRUNE_WORKERS, [max(older_than, 3600.0)])
-    if deleted < batch:  # once per pass: finished chords and saved groups
-        conn.execute(_PRUNE_CANVAS, [older_than, older_than])
+    prune_workers(conn, max(older_than or 0.0, 3600.0))
+    if deleted < batch and len(ages) == 2:  # once per pass: finished chords, saved groups
+        longest = max(ages)
+        conn.execute(_PRUNE_CANVAS, [longest, longest])
     return deleted
 
 
@@ -864,8 +972,11 @@ SELECT 1 FROM djq_task WHERE id = %s AND claimed_by = %s AND status = {STARTED} 
 def holds_started(conn: Any, worker_id: int, task_id: str | uuid.UUID) -> bool:
     """Whether the row is marked started by ``worker_id``: asked by a pool process whose
     worker died while handing the row over, once the worker's transaction has ended."""
-    conn.execute("SET lock_timeout = '30s'")
-    return conn.execute(_HOLDS_STARTED, [_as_uuid(task_id), worker_id]).fetchone() is not None
+    # SET LOCAL: a session-wide SET would stay behind on a pooler's server session.
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '30s'")
+        row = conn.execute(_HOLDS_STARTED, [_as_uuid(task_id), worker_id]).fetchone()
+    return row is not None
 
 
 def terminations(conn: Any, worker_id: int) -> list[tuple[uuid.UUID, int]]:

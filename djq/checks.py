@@ -82,3 +82,34 @@ def check_task_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     except ImproperlyConfigured as exc:
         problems.append(Error(str(exc), id="djq.E022"))
     return problems
+
+
+@register()
+def check_pooler(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Behind a transaction pooler LISTEN cannot work: warn when no ``listen_database``
+    alias reaches PostgreSQL directly (workers then poll)."""
+    from .db import pooled
+
+    direct = conf.listen_database
+    if direct:
+        if direct not in settings.DATABASES:
+            return [Error(f"DJQ['listen_database'] names an unknown database alias "
+                          f"{direct!r}", id="djq.E003")]
+        return []
+    alias = conf.database
+    if alias not in settings.DATABASES or connections[alias].vendor != "postgresql":
+        return []
+    try:
+        behind = pooled(alias)
+    except Exception:  # noqa: BLE001 - unreachable now: commands that need it will say so
+        return []
+    if not behind:
+        return []
+    return [Warning(
+        f"Database {alias!r} goes through a connection pooler (such as PgBouncer) and "
+        f"DJQ['listen_database'] is not set: NOTIFY cannot reach workers or "
+        f"AsyncResult.get(), so they poll (workers every "
+        f"{conf.worker_pooled_poll_interval}s)",
+        hint="Add a DATABASES alias that reaches PostgreSQL directly (not through the "
+             "pooler) and name it in DJQ['listen_database']; it is used for LISTEN only",
+        id="djq.W002")]

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_send_task_events": False,
     "task_send_sent_event": False,  # Celery's: the sender publishes task-sent events
     "result_expires": 86400,
+    "result_expires_failed": None,  # djq's: FAILURE rows; None = result_expires, 0 = keep
     "database": "default",
     "api_permission_classes": ["rest_framework.permissions.IsAdminUser"],
     "api_enqueue_allowlist": [],
@@ -39,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "worker_heartbeat_interval": 5.0,  # seconds between heartbeat writes
     "worker_lease": 20.0,  # a worker silent this long is dead; its tasks are recovered
     "worker_poll_interval": 5.0,  # fallback poll; NOTIFY wakes workers as work arrives
+    # Behind a transaction pooler: an alias reaching PostgreSQL directly, for LISTEN
+    # only; without one, workers poll every worker_pooled_poll_interval seconds.
+    "listen_database": None,
+    "worker_pooled_poll_interval": 0.05,
+    "metrics_token": None,  # /djq/metrics also answers "Authorization: Bearer <token>"
     "worker_prune_interval": 30.0,  # how often a worker prunes expired results
     "worker_prune_batch": 1000,  # rows deleted per prune statement
 }

@@ -117,6 +117,9 @@ class Worker(models.Model):
     # Null for a worker of a version that did not record it (rolling upgrades).
     registered = ArrayField(models.TextField(), null=True, blank=True,
                             help_text="Task names the worker could run when it started")
+    # djq.worker.tally.Tally.to_json(), written with each heartbeat; djq.metrics reads it.
+    counters = models.JSONField(default=dict, db_default={}, blank=True,
+                                help_text="Tasks finished per name and state, runtimes")
 
     class Meta:
         db_table = "djq_worker"
@@ -129,6 +132,17 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid})"
+
+
+class RetiredCounters(models.Model):
+    """One row: the summed counters of worker rows already pruned, so that the metrics'
+    totals (the live rows plus this) never go backwards."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    counters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "djq_retired_counters"
 
 
 class Chord(models.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 from rest_framework.routers import SimpleRouter
 
-from . import views, views_beat
+from . import metrics, views, views_beat
 
 app_name = "djq"
 
@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.monitor, name="monitor"),
     path("tasks/<uuid:task_id>/", views.task_detail, name="task"),
     path("periodic/", views_beat.periodic, name="periodic"),  # issue 15
+    path("metrics", metrics.metrics, name="metrics"),  # Prometheus (token or staff)
     path("data/stats/", views.MonitorStatsView.as_view(), name="stats"),
     path("data/charts/", views.ChartsView.as_view(), name="charts"),
     path("data/", include(data.urls)),

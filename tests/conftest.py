@@ -36,7 +36,8 @@ class WorkerProcess:
     """A ``manage.py djq_worker`` subprocess on the test database."""
 
     def __init__(self, args: list[str], overrides: dict[str, Any], log_path: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
         env = dict(os.environ)
@@ -47,7 +48,7 @@ class WorkerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "djq_worker", *args],
+            [*(prefix or []), sys.executable, str(ROOT / "manage.py"), "djq_worker", *args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -107,9 +108,11 @@ def start_worker(transactional_db: Any, tmp_path: Path,
 
     def start(*args: str, djq: dict[str, Any] | None = None, wait: bool = True,
               pool: str = "prefork", concurrency: int = 2, proxy: Any = None,
-              env: dict[str, str] | None = None) -> WorkerProcess:
+              env: dict[str, str] | None = None,
+              prefix: list[str] | None = None) -> WorkerProcess:
         """``proxy``: a :class:`tests.proxy.TcpProxy` the worker reaches the database
-        through; ``env``: more environment variables (e.g. ``DJQ_FAILPOINTS``)."""
+        through; ``env``: more environment variables (e.g. ``DJQ_FAILPOINTS``);
+        ``prefix``: a command that execs the worker (``ip netns exec NAME``)."""
         argv = list(args)
         if "-P" not in argv:
             argv += ["-P", pool]
@@ -123,7 +126,7 @@ def start_worker(transactional_db: Any, tmp_path: Path,
         extra_env = dict(env or {})
         if proxy is not None:
             extra_env["DJQ_TEST_DATABASE_PORT"] = str(proxy.port)
-        worker = WorkerProcess(argv, djq or {}, log, extra_env)
+        worker = WorkerProcess(argv, djq or {}, log, extra_env, prefix)
         workers.append(worker)
         return worker.wait_ready() if wait else worker
 
@@ -143,6 +146,22 @@ def db_proxy() -> Iterator[Any]:
     proxy = TcpProxy()
     yield proxy
     proxy.close()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(django_db_setup: Any) -> Iterator[Any]:
+    """A real PgBouncer in transaction mode in front of the test database (any database
+    name goes through it). Skips when the ``pgbouncer`` binary is missing. It depends on
+    ``django_db_setup`` so that it stops before the test database is dropped."""
+    from tests.pgbouncer import PgBouncer, binary
+
+    executable = binary()
+    if executable is None:
+        pytest.skip("PgBouncer is not installed (Debian: apt-get install pgbouncer; "
+                    ".ci/run installs it)")
+    bouncer = PgBouncer(executable)
+    yield bouncer
+    bouncer.close()
 
 
 @pytest.fixture

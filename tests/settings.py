@@ -32,9 +32,14 @@ else:
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# A process behind PgBouncer (tests/pgbouncer.py) may LISTEN through an alias that
+# bypasses it: DJQ["listen_database"] = "direct".
+if os.environ.get("DJQ_TEST_LISTEN_DIRECT"):
+    DATABASES["direct"] = dict(DATABASES["default"])
+
 # A worker behind the test's TCP proxy (tests/proxy.py) reaches the database through it.
 if os.environ.get("DJQ_TEST_DATABASE_PORT"):
-    DATABASES["default"]["HOST"] = "127.0.0.1"
+    DATABASES["default"]["HOST"] = os.environ.get("DJQ_TEST_DATABASE_HOST") or "127.0.0.1"
     DATABASES["default"]["PORT"] = os.environ["DJQ_TEST_DATABASE_PORT"]
 
 DJQ = {

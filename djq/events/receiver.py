@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from ..db import Listener
+from ..exceptions import ImproperlyConfigured
 from .dispatcher import EVENTS_CHANNEL, utcoffset
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ class Receiver:
 
     def _connect(self) -> None:
         self.listener = Listener([self.channel], self.using, application_name="djq events")
+        if self.listener.deaf:
+            self.listener.close()
+            raise ImproperlyConfigured(
+                "Events need LISTEN, which a transaction pooler cannot carry: set "
+                "DJQ['listen_database'] to an alias that reaches PostgreSQL directly")
 
     def __enter__(self) -> Receiver:
         return self

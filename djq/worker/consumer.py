@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from .. import broker, interrupts, serialization, signals, states
 from ..conf import conf
-from ..db import Listener
+from ..db import Listener, listen_alias, open_connection
 from ..events import dispatcher as events
 from ..exceptions import (
     DecodeError,
@@ -59,6 +59,7 @@ from .maintenance import (
     reject_on_worker_lost,
 )
 from .pools import Finished, Pool, make_pool
+from .tally import Tally
 
 logger = logging.getLogger("djq.worker")
 
@@ -102,7 +103,8 @@ class Worker:
         self.buffer: deque[broker.Claimed] = deque()
         self.worker_id = 0
         self.conn: psycopg.Connection[Any] | None = None
-        self.listener: Listener | None = None
+        self.listener: Listener | None = None  # None: poll-only (a pooler, no listen alias)
+        self.poll_interval = float(conf.worker_poll_interval)
         self.pool: Pool | None = None
         self.maintenance: Maintenance | None = None
         self.stop_requested = 0  # 0 running, 1 warm, 2 cold
@@ -113,6 +115,7 @@ class Worker:
         self.wake_w.setblocking(False)
         self.processed = 0
         self.failed = 0
+        self.tally = Tally()  # per task name, for djq.metrics (written with heartbeats)
         self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
         # Whether the next claim may also reserve rows (claim them beyond the free pool
         # slots, up to the prefetch): true at start, after a NOTIFY for our queues and
@@ -221,7 +224,8 @@ class Worker:
         # A pool process must not keep the worker's own sessions open: close its copies
         # of their sockets (without a goodbye to the server, which would end them for
         # the parent too), so a dead worker's sessions end with it.
-        conns = [self.conn, self.maintenance.conn if self.maintenance else None]
+        conns = [self.conn, self.maintenance.conn if self.maintenance else None,
+                 self.listener.conn if self.listener else None]
         for conn in conns:
             if conn is not None and not conn.closed:
                 try:
@@ -230,9 +234,26 @@ class Worker:
                     pass
 
     def _connect(self) -> psycopg.Connection[Any]:
-        self.listener = Listener([broker.ENQUEUE_CHANNEL, broker.CONTROL_CHANNEL], self.using,
-                                 application_name=f"djq worker {self.hostname}")
-        return self.listener.conn
+        """The broker connection. It LISTENs too, unless it goes through a transaction
+        pooler: then a second connection on ``listen_database`` listens, or, without
+        one, the worker polls every ``worker_pooled_poll_interval`` seconds."""
+        if self.listener is not None and self.listener.conn is not self.conn:
+            self.listener.close()
+        self.listener = None
+        channels = [broker.ENQUEUE_CHANNEL, broker.CONTROL_CHANNEL]
+        name = f"djq worker {self.hostname}"
+        alias = listen_alias(self.using)
+        if alias == self.using:  # one session does both
+            self.listener = Listener(channels, self.using, application_name=name)
+            self.poll_interval = float(conf.worker_poll_interval)
+            return self.listener.conn
+        conn = open_connection(self.using, application_name=name)
+        if alias is None:
+            self.poll_interval = float(conf.worker_pooled_poll_interval)
+        else:
+            self.listener = Listener(channels, self.using, application_name=name)
+            self.poll_interval = float(conf.worker_poll_interval)
+        return conn
 
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
@@ -279,6 +300,7 @@ class Worker:
         self.redeliveries = []
         self.buffer.clear()
         self._stale.update(running)
+        self.tally = Tally()  # the old row keeps what it counted; the new one starts at 0
         self.worker_id = self.register(self.conn)
         self.next_claim_at = 0.0
         self.reserve_due = True
@@ -350,7 +372,7 @@ class Worker:
             # A NOTIFY read after our own statements (e.g. a retry we just stored) made
             # a claim due: do it now, not after the next wait.
             return 0.0
-        wait = float(conf.worker_poll_interval)
+        wait = self.poll_interval
         if self.next_claim_at:
             wait = min(wait, max(0.0, self.next_claim_at - now))
         if self.maintenance is not None:
@@ -391,6 +413,9 @@ class Worker:
         waitables = [self.wake_r, *self.pool.waitables()]
         if self.conn is not None and not self.conn.closed:
             waitables.append(self.conn.fileno())
+        if (self.listener is not None and self.listener.conn is not self.conn
+                and not self.listener.conn.closed):
+            waitables.append(self.listener.conn.fileno())
         if timeout <= 0:
             return
         from multiprocessing.connection import wait as mp_wait
@@ -407,7 +432,8 @@ class Worker:
                 pass
 
     def _drain_notifies(self) -> None:
-        assert self.listener is not None
+        if self.listener is None:  # poll-only
+            return
         for channel, payload in self.listener.drain():
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
@@ -581,7 +607,7 @@ class Worker:
         self.reserve_due = True  # the next look (NOTIFY, poll or eta) may reserve
         # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
         now = time.monotonic()
-        self.next_claim_at = now + conf.worker_poll_interval
+        self.next_claim_at = now + self.poll_interval
         if now >= self.next_eta_check:
             self.next_eta_check = now + conf.worker_poll_interval
             nxt = broker.next_run_at(self.conn, self.queues)
@@ -609,6 +635,7 @@ class Worker:
             self.processed += 1
             return
         self.inflight[task_id] = row
+        self.tally.started(task_id)
         handed.append(task_id)
         if soft is not None or hard is not None:
             now = time.monotonic()
@@ -681,6 +708,7 @@ class Worker:
             self.deadlines.pop(f.task_id, None)
             if f.task_id in self._stale:
                 self._stale.discard(f.task_id)
+                self.tally.forget(f.task_id)
                 self._terminated.pop(f.task_id, None)
                 self._timed_out.pop(f.task_id, None)
                 logger.error(
@@ -702,6 +730,7 @@ class Worker:
             if f.lost is not None and self.events is not None:
                 self.events.lost(outcomes)
             for o in outcomes:
+                self.tally.finished(claimed.name if claimed else "?", o)
                 if o.status == broker.DONE:
                     self.processed += 1
                     self.failed += o.state == states.FAILURE
@@ -764,9 +793,12 @@ class Worker:
         dispatcher = self.events
         if dispatcher is not None:  # after the last heartbeat, with what is still buffered
             self._try_db(lambda: dispatcher.worker_event(self.conn, "worker-offline", self))
-        self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id))
+        self._try_db(lambda: broker.stop_worker(self.conn, self.worker_id,
+                                                        self.tally.to_json()))
         if self.conn is not None:
             self.conn.close()
+        if self.listener is not None:
+            self.listener.close()
         signals.send(signals.worker_shutdown, sender=self)
 
     def _wait_for_database(self) -> None:

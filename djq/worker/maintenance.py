@@ -151,7 +151,7 @@ class Maintenance(threading.Thread):
         pool = w.pool
         active = len(pool.running()) if pool is not None else 0
         alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
-                                 loadavg())
+                                 loadavg(), w.tally.to_json())
         if w.events is not None:
             w.events.worker_event(self.conn, "worker-heartbeat", w)
         if not alive:
@@ -161,14 +161,14 @@ class Maintenance(threading.Thread):
             w.lease_lost(w.worker_id)
 
     def _prune(self) -> None:
-        expires = conf.result_expires
-        if not expires:
+        expires, failed = result_ages()
+        if expires is None and failed is None:
             return
         total = 0
         deadline = time.monotonic() + 2.0
         batch = int(conf.worker_prune_batch)
         while time.monotonic() < deadline:
-            deleted = broker.prune(self.conn, float(expires), batch)
+            deleted = broker.prune(self.conn, expires, batch, failed)
             total += deleted
             if deleted < batch:
                 break
@@ -182,6 +182,19 @@ class Maintenance(threading.Thread):
             except Exception:  # noqa: BLE001
                 pass
         self.conn = None
+
+
+def result_ages() -> tuple[float | None, float | None]:
+    """(seconds finished rows are kept, seconds FAILURE rows are kept); None: for good.
+
+    ``result_expires`` None or 0 keeps results for good; ``result_expires_failed`` None
+    follows ``result_expires``, 0 keeps failures for good.
+    """
+    expires = float(conf.result_expires) if conf.result_expires else None
+    failed = conf.result_expires_failed
+    if failed is None:
+        return expires, expires
+    return expires, float(failed) if failed else None
 
 
 def loadavg() -> str:

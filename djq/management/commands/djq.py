@@ -18,6 +18,7 @@ import uuid
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.utils import timezone
 
 from djq import broker, control, inspect, states
@@ -93,6 +94,12 @@ class Command(BaseCommand):
             return p
 
         add("status", "Show the workers online (\"N nodes online\").")
+
+        p = add("ping", "Exit 0 if the worker(s) have a current heartbeat, 69 if not (a "
+                        "liveness probe).")
+        p.add_argument("-d", "--destination", default=None,
+                       help="Comma-separated worker names (-n) that must all answer "
+                            "(default: any worker)")
 
         p = add("result", "Show a task's result (or, with --traceback, its traceback).")
         p.add_argument("task_id", metavar="TASK_ID")
@@ -179,6 +186,33 @@ class Command(BaseCommand):
             return
         for n in nodes:
             self.stdout.write(f"->  {n.hostname}: OK")
+        self.nodes_footer(len(nodes))
+
+    # -- ping ----------------------------------------------------------------------------
+    def do_ping(self, options: dict[str, Any]) -> None:
+        """Celery's ``inspect ping``, from the heartbeats: every named worker must hold a
+        current lease (its last heartbeat within ``worker_lease`` seconds)."""
+        try:
+            nodes = inspect.nodes()
+        except DatabaseError as exc:
+            raise CommandError(f"Database unavailable: {exc}".splitlines()[0],
+                               returncode=EX_UNAVAILABLE) from None
+        wanted = [d.strip() for d in (options.get("destination") or "").split(",")
+                  if d.strip()]
+        missing = sorted(set(wanted) - {n.hostname for n in nodes})
+        if missing:
+            raise CommandError(f"No current heartbeat from {', '.join(missing)}",
+                               returncode=EX_UNAVAILABLE)
+        if wanted:
+            nodes = [n for n in nodes if n.hostname in wanted]
+        if not nodes:
+            raise CommandError("No nodes online (no worker has a current heartbeat)",
+                               returncode=EX_UNAVAILABLE)
+        if options["json"]:
+            self.emit_json({n.hostname: {"ok": "pong"} for n in nodes})
+            return
+        for n in nodes:
+            self.stdout.write(f"->  {n.hostname}: OK\n        pong")
         self.nodes_footer(len(nodes))
 
     # -- result --------------------------------------------------------------------------
