@@ -15,14 +15,16 @@ the plan of the list query.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the bench package is beside it
+
+from bench.common import in_scratch_database
+
 SCRATCH = "djq_bench_admin"
 
 INSERT = """
@@ -43,10 +45,6 @@ FROM (SELECT i, now() - i * interval '20 ms' AS ts FROM generate_series(1, %s) A
 """
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,32 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--database", default=SCRATCH, help="scratch database name")
     args = parser.parse_args(argv)
-    scratch = args.database
-
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        print("DATABASE_URL is not set (run through djq.contrib.embedded, or set it)",
-              file=sys.stderr)
-        return 2
-    import psycopg
-
-    admin_url = with_database(server, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    os.environ["DATABASE_URL"] = with_database(server, scratch)
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
-    sys.path.insert(0, str(ROOT))
-    try:
-        return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    return in_scratch_database(args.database, args.keep, lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -309,3 +309,42 @@ def run_side(main: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         traceback.print_exc()
         result = {"error": f"{type(exc).__name__}: {exc}"}
     emit(result)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` instead."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def in_scratch_database(name: str, keep: bool, run: Callable[[], int]) -> int:
+    """Run ``run()`` (a bench script's body) on a fresh database ``name`` on the server of
+    ``DATABASE_URL``, with the demo project's settings; drop it afterwards unless
+    ``keep``. Returns ``run``'s exit status (2 without ``DATABASE_URL``)."""
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        print("DATABASE_URL is not set (run through djq.contrib.embedded, or set it)",
+              file=sys.stderr)
+        return 2
+    import psycopg
+
+    admin_url = with_database(server, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = with_database(server, name)
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    try:
+        return run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

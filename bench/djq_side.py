@@ -52,13 +52,17 @@ def _status() -> Any:
 
 
 def reset(keep_preload: bool = False) -> None:
-    """Empty djq's tables (or, with W4's preloaded rows, delete only the bench queue's)."""
+    """Empty djq's tables (or, with W4's preloaded rows, delete only the bench queue's).
+    Periodic tasks go too: BEAT's 10,000 schedules would otherwise keep firing into the
+    queue of every later workload, through the schedulers its workers run."""
     with _cursor() as cur:
         if keep_preload:
             cur.execute("DELETE FROM djq_task WHERE queue = %s", [QUEUE])
             cur.execute("DELETE FROM djq_worker")
         else:
             cur.execute("TRUNCATE djq_task, djq_worker")
+        cur.execute("TRUNCATE djq_periodic_run, djq_periodic_task, djq_interval_schedule, "
+                    "djq_crontab_schedule, djq_clocked_schedule")
     if keep_preload:
         vacuum()
 
@@ -329,14 +333,11 @@ def w3_pooled(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]
     directly, as W3's does."""
     from django.db import connections
 
-    from bench.app.tasks import stamp
     from tests.pgbouncer import PgBouncer, binary
 
     executable = binary()
     if executable is None:
         return {"skipped": "pgbouncer is not installed"}
-    n, gap = int(spec.get("n", 300)), float(spec.get("gap", 0.01))
-    reset()
     bouncer = PgBouncer(executable)
     settings = connections["default"].settings_dict
     user = settings.get("USER") or "postgres"
@@ -347,20 +348,15 @@ def w3_pooled(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]
         f"postgresql://{user}{password}@127.0.0.1:{bouncer.port}/{settings['NAME']}")
     if spec.get("listen"):
         os.environ["BENCH_DJQ_LISTEN_URL"] = direct
-    workers = Workers(spec, collector)
     try:
-        workers.start("prefork", 2)
-        workers.wait_ready()
-        sent, started = paced_stamps(n, gap, stamp.delay, collector)
+        return w3(spec, collector)  # its workers read the URLs above
     finally:
-        workers.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         bouncer.close()
-    return latency_result(sent, started)
 
 
 def scrape(spec: dict[str, Any], collector: StampCollector) -> dict[str, Any]:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the bench package is beside it
+
+from bench.common import in_scratch_database
+
 SCRATCH = "djq_bench_metrics"
 
 INSERT = """
@@ -46,10 +48,6 @@ VALUES (%s, %s, 'prefork', 8, 'default,media,mail', now(), now(), 0, 0, 0, '', '
 """
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,30 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--database", default=SCRATCH, help="scratch database name")
     args = parser.parse_args(argv)
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        print("DATABASE_URL is not set (run through djq.contrib.embedded, or set it)",
-              file=sys.stderr)
-        return 2
-    import psycopg
-
-    admin_url = with_database(server, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}"')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    os.environ["DATABASE_URL"] = with_database(server, args.database)
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
-    sys.path.insert(0, str(ROOT))
-    try:
-        return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    return in_scratch_database(args.database, args.keep, lambda: run(args))
 
 
 def counters(names: int) -> str:

@@ -40,6 +40,18 @@ def exception_from_dict(data: Any) -> BaseException:
     return made
 
 
+
+def _next_wait(interval: float, deadline: float | None) -> float:
+    """How long one wait for a result lasts: ``interval`` (0.5 s if not positive), cut to
+    what is left before ``deadline``; :class:`TimeoutError` once it has passed."""
+    wait = interval if interval and interval > 0 else 0.5
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("The operation timed out.")
+        wait = min(wait, remaining)
+    return wait
+
 class AsyncResult:
     """The state and result of a task, by id. Attributes read the database each time."""
 
@@ -196,12 +208,7 @@ class AsyncResult:
             row = self._row()
             if row is not None and row["state"] in states.READY_STATES:
                 return self._finish(row, propagate)
-            wait = interval if interval and interval > 0 else 0.5
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("The operation timed out.")
-                wait = min(wait, remaining)
+            wait = _next_wait(interval, deadline)
             if listener is None:
                 time.sleep(wait)
                 continue
@@ -223,7 +230,7 @@ class AsyncResult:
     wait = get
 
     async def aget(self, timeout: float | None = None, propagate: bool = True,
-                   interval: float = 0.5, **kwargs: Any) -> Any:
+                   interval: float = 0.5) -> Any:
         """:meth:`get` for async callers: waits on the same NOTIFY (a LISTEN connection
         of its own, for the wait) without blocking the event loop."""
         from .db import open_async_connection
@@ -238,12 +245,7 @@ class AsyncResult:
                 if row is not None and row["state"] in states.READY_STATES:
                     self._cache = row  # a finished result no longer changes
                     return self._finish(row, propagate)
-                wait = interval if interval and interval > 0 else 0.5
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError("The operation timed out.")
-                    wait = min(wait, remaining)
+                wait = _next_wait(interval, deadline)
                 async for notify in conn.notifies(timeout=wait):
                     if self.id in notify.payload.split(","):
                         break

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -70,10 +71,16 @@ def recover(conn: Any, lease: float) -> tuple[int, int]:
         rows = broker.orphans(conn)
         if not rows:
             return 0, 0
-        requeue = [r.id for r in rows if r.status == broker.CLAIMED]
-        again = [(r.id, max_deliveries(r.name)) for r in rows
-                 if r.status == broker.STARTED and acks_late(r.name)]
-        lost = [r.id for r in rows if r.status == broker.STARTED and not acks_late(r.name)]
+        requeue: list[uuid.UUID] = []
+        again: list[tuple[uuid.UUID, int]] = []
+        lost: list[uuid.UUID] = []
+        for r in rows:
+            if r.status == broker.CLAIMED:
+                requeue.append(r.id)
+            elif acks_late(r.name):
+                again.append((r.id, max_deliveries(r.name)))
+            else:
+                lost.append(r.id)
         requeued = broker.requeue_orphans(conn, requeue)
         result, traceback = lost_error()
         redelivered = broker.redeliver(conn, again, result, traceback)
