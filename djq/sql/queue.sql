@@ -1,0 +1,1 @@
+-- Named statements of the queue (djq.broker is their one caller). See djq/sql/__init__.py.
