@@ -7,8 +7,6 @@ import signal as signal_module
 import uuid
 from typing import Any
 
-from django.db import connections
-
 from . import broker, serialization, signals
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
@@ -37,24 +35,20 @@ def revoke(task_id: str | uuid.UUID, terminate: bool = False, signal: str | int 
     signum = _signum(signal) if terminate else None
     result = serialization.dumps(exception_to_dict(TaskRevokedError("revoked")))
     using = using or conf.database
-    with connections[using].cursor() as cursor:
-        cursor.execute(broker.REVOKE_WAITING, [result, tid])
-        row = cursor.fetchone()
-        if row is not None:
-            _send_revoked(row[0], str(tid), terminated=False, signum=None)
-            return "revoked"
-        cursor.execute("SELECT status FROM djq_task WHERE id = %s", [tid])
-        found = cursor.fetchone()
-        if found is None:
-            return "unknown"
-        if found[0] == broker.DONE:
-            return "finished"
-        if not terminate:
-            return "running"
-        cursor.execute(broker.REQUEST_TERMINATE,
-                       [signum, tid, json.dumps({"revoke": str(tid), "signal": signum})])
-        if cursor.fetchone() is None:
-            return "finished"
+    name = broker.revoke_waiting(tid, result, using=using)
+    if name is not None:
+        _send_revoked(name, str(tid), terminated=False, signum=None)
+        return "revoked"
+    status = broker.task_status(tid, using=using)
+    if status is None:
+        return "unknown"
+    if status == broker.DONE:
+        return "finished"
+    if signum is None:  # not terminate
+        return "running"
+    if not broker.request_terminate(tid, signum, json.dumps({"revoke": str(tid),
+                                                             "signal": signum}), using=using):
+        return "finished"
     return "terminating"
 
 
@@ -64,23 +58,17 @@ def retry(task_id: str | uuid.UUID, using: str | None = None) -> None:
     Raises :class:`TaskNotFound` for an unknown id and :class:`TaskNotFinished` for a
     task still waiting or running."""
     tid = uuid.UUID(str(task_id))
-    with connections[using or conf.database].cursor() as cursor:
-        cursor.execute(broker.RETRY, [tid])
-        if cursor.fetchone() is not None:
-            return
-        cursor.execute("SELECT 1 FROM djq_task WHERE id = %s", [tid])
-        if cursor.fetchone() is None:
-            raise TaskNotFound(f"No task with id {tid}")
+    if broker.retry(tid, using=using):
+        return
+    if broker.task_status(tid, using=using) is None:
+        raise TaskNotFound(f"No task with id {tid}")
     raise TaskNotFinished(f"Task {tid} has not finished; only finished tasks can be retried")
 
 
 def purge(queues: list[str] | None = None, using: str | None = None) -> int:
     """Delete waiting tasks (of ``queues``, or of every queue); returns how many.
     Running tasks and stored results are never touched."""
-    with connections[using or conf.database].cursor() as cursor:
-        cursor.execute(broker.PURGE, [queues, queues])
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    return broker.purge(queues, using=using)
 
 
 def forget(task_id: str | uuid.UUID, using: str | None = None) -> bool:
@@ -104,12 +92,10 @@ def revoke_many(task_ids: list[str] | list[uuid.UUID], terminate: bool = False,
     if not ids:
         return []
     result = serialization.dumps(exception_to_dict(TaskRevokedError("revoked")))
-    with connections[using or conf.database].cursor() as cursor:
-        cursor.execute(broker.REVOKE_WAITING_MANY, [result, ids])
-        rows = cursor.fetchall()
-    revoked = [str(row[0]) for row in rows]
-    for row in rows:
-        _send_revoked(row[1], str(row[0]), terminated=False, signum=None)
+    rows = broker.revoke_waiting_many(ids, result, using=using)
+    revoked = [str(tid) for tid, _ in rows]
+    for tid, name in rows:
+        _send_revoked(name, str(tid), terminated=False, signum=None)
     if terminate:
         done = set(revoked)
         for tid in ids:

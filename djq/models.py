@@ -14,15 +14,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from . import broker, states
-
-
-class Status(models.IntegerChoices):
-    WAITING = broker.WAITING, "waiting"
-    CLAIMED = broker.CLAIMED, "claimed"
-    STARTED = broker.STARTED, "started"
-    DONE = broker.DONE, "done"
-    DEFERRED = broker.DEFERRED, "deferred"
+from . import states
+from .status import Status as Status  # the one definition, shared with the SQL
 
 
 class Task(models.Model):

@@ -114,15 +114,7 @@ def request_from_row(row: dict[str, Any], hostname: str | None) -> Context:
 
 def claimed_to_dict(c: broker.Claimed) -> dict[str, Any]:
     """A claimed row as plain JSON-able values, to hand to a pool process."""
-    return {
-        "id": str(c.id), "name": c.name, "queue": c.queue, "priority": c.priority,
-        "args": c.args, "kwargs": c.kwargs, "options": c.options, "retries": c.retries,
-        "eta": c.eta.isoformat() if c.eta else None,
-        "expires": c.expires.isoformat() if c.expires else None,
-        "parent_id": str(c.parent_id) if c.parent_id else None,
-        "root_id": str(c.root_id) if c.root_id else None,
-        "group_id": str(c.group_id) if c.group_id else None,
-    }
+    return c.to_json()
 
 
 def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:

@@ -14,9 +14,7 @@ import os
 import socket
 from typing import Any
 
-from django.db import connections
-
-from .. import signals
+from .. import broker, signals
 from ..conf import conf
 from .dispatcher import EVENTS_CHANNEL, Clock, EventDispatcher, current, saferepr
 
@@ -142,8 +140,7 @@ def on_after_task_publish(sender: Any = None, headers: dict[str, Any] | None = N
     if not conf.task_send_sent_event or not headers:
         return
     ev = EventDispatcher.encode(sent_event(sender, headers, routing_key))
-    with connections[conf.database].cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [EVENTS_CHANNEL, f"[{ev}]"])
+    broker.announce(EVENTS_CHANNEL, f"[{ev}]")
 
 
 def sent_event(sender: Any, headers: dict[str, Any], routing_key: str | None) -> dict[str, Any]:
@@ -176,8 +173,7 @@ def on_revoked_elsewhere(sender: Any = None, request: Any = None, terminated: bo
         expired=bool(expired), hostname=f"gen{os.getpid()}@{socket.gethostname()}",
         utcoffset=utcoffset(), pid=os.getpid(), clock=_sent_clock.forward(),
     ))
-    with connections[conf.database].cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [EVENTS_CHANNEL, f"[{ev}]"])
+    broker.announce(EVENTS_CHANNEL, f"[{ev}]")
 
 
 def connect_sent() -> None:

@@ -1,8 +1,8 @@
-# Leases checked by every claim, start and finish (djq.broker.CYCLE_FUNCTION_V2).
+# Leases checked by every claim, start and finish (djq/sql/functions/djq_cycle_v2.sql).
 
 from django.db import migrations
 
-from djq.broker import CYCLE_FUNCTION_V2
+from djq import sql
 
 
 class Migration(migrations.Migration):
@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql=CYCLE_FUNCTION_V2,
+            sql=sql.function("djq_cycle_v2"),
             reverse_sql="DROP FUNCTION IF EXISTS djq_cycle_v2(bigint, text, json, uuid[], "
             "text[], int, int, boolean, text[], double precision)",
         ),

@@ -17,7 +17,6 @@ task's thread (:mod:`djq.interrupts`).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import logging
 import multiprocessing
@@ -27,7 +26,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -69,17 +67,11 @@ class Pool(Protocol):
 
 
 def outcome_to_json(o: broker.Outcome) -> list[Any]:
-    return [str(o.id), o.state, o.result, o.traceback, o.date_done.isoformat(), o.status,
-            o.retries, o.run_at.isoformat() if o.run_at else None, o.delete, o.args, o.kwargs]
+    return o.to_json()
 
 
 def outcome_from_json(v: list[Any]) -> broker.Outcome:
-    return broker.Outcome(
-        id=uuid.UUID(v[0]), state=v[1], result=v[2], traceback=v[3],
-        date_done=datetime.datetime.fromisoformat(v[4]), status=v[5], retries=v[6],
-        run_at=datetime.datetime.fromisoformat(v[7]) if v[7] else None, delete=v[8],
-        args=v[9], kwargs=v[10],
-    )
+    return broker.Outcome.from_json(v)
 
 
 def _after_task() -> None:
