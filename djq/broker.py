@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 from . import sql, states
 from .conf import conf
 from .exceptions import LeaseLost
+
 # Re-exported (broker.Outcome, broker.DONE_CHANNEL, broker.DONE ...): most of djq names them so.
 from .rows import ChordRow as ChordRow
 from .rows import Claimed as Claimed
@@ -97,6 +98,10 @@ def _claimed(rows: Iterable[Any]) -> list[Claimed]:
     return claimed
 
 
+# The worker's round trip is one server-side function (djq/sql/functions/djq_cycle_v3.sql):
+# a single statement, so a single commit (whose WAL flush is the real cost of a queue),
+# with plans cached by PL/pgSQL. Versioned: a change is a new function and a new
+# migration; the older versions stay for workers of older releases (rolling upgrades).
 def cycle(conn: Any, worker_id: int, hostname: str, outcomes: Sequence[Outcome],
           start_ids: Sequence[uuid.UUID], queues: Sequence[str], claim_limit: int,
           claim_start: int, tracking: Tracking, lease: float,
@@ -187,14 +192,15 @@ def next_run_at(conn: Any, queues: Sequence[str]) -> datetime.datetime | None:
 
 
 def finish(conn: Any, worker_id: int, outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """Write the outcomes of rows this worker holds, in batches; wake waiting readers.
+    """Write the outcomes of rows this worker holds, in batches (djq_finish_v1, which the
+    cycle calls too); wake waiting readers.
 
     Returns the outcomes that were not written: their rows are no longer held by this
     worker (recovered by others after it was declared dead), and are left untouched.
     """
     refused: list[Outcome] = []
     for batch in _batches(outcomes):
-        params = [_json_rows(batch), worker_id, worker_id]
+        params = [worker_id, _json_rows(batch)]
         written = set(conn.execute(sql.query("finish"), params).fetchone()[0])
         refused.extend(o for o in batch if o.id not in written)
     return refused
@@ -234,8 +240,9 @@ def register_worker(conn: Any, hostname: str, pid: int, pool: str, concurrency: 
                     queues: Sequence[str], loadavg: str, sw_ver: str,
                     registered: Sequence[str] = ()) -> int:
     """Take a lease for a starting worker, with the task names it can run."""
-    row = conn.execute(sql.query("register_worker"), [hostname, pid, pool, concurrency, ",".join(queues),
-                                   loadavg, sw_ver, list(registered)]).fetchone()
+    row = conn.execute(sql.query("register_worker"), [
+        hostname, pid, pool, concurrency, ",".join(queues), loadavg, sw_ver, list(registered),
+    ]).fetchone()
     return int(row[0])
 
 
@@ -250,7 +257,8 @@ def heartbeat(conn: Any, worker_id: int, processed: int, failed: int, active: in
 
 
 def stop_worker(conn: Any, worker_id: int, counters: dict[str, Any] | None = None) -> None:
-    conn.execute(sql.query("stop_worker"), [None if counters is None else Jsonb(counters), worker_id])
+    conn.execute(sql.query("stop_worker"),
+                 [None if counters is None else Jsonb(counters), worker_id])
 
 
 # --- metrics ---------------------------------------------------------------------------
@@ -310,7 +318,8 @@ def metric_workers(conn: Any, lease: float) -> list[tuple[int, str, str, bool, A
 
 def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
     """Declare dead every worker whose lease ran out; return (id, hostname) of each."""
-    return [(int(r[0]), r[1]) for r in conn.execute(sql.query("expire_workers"), [lease]).fetchall()]
+    rows = conn.execute(sql.query("expire_workers"), [lease]).fetchall()
+    return [(int(r[0]), r[1]) for r in rows]
 
 
 def orphans(conn: Any) -> list[Orphan]:
@@ -329,7 +338,8 @@ def fail_orphans(conn: Any, ids: Sequence[uuid.UUID], result: str, traceback: st
     """End started rows held by no live worker as FAILURE with the given error."""
     if not ids:
         return 0
-    return int(conn.execute(sql.query("fail_orphans"), [result, traceback, list(ids)]).fetchone()[0])
+    row = conn.execute(sql.query("fail_orphans"), [result, traceback, list(ids)]).fetchone()
+    return int(row[0])
 
 
 def redeliver(conn: Any, rows: Sequence[tuple[uuid.UUID, int]], result: str, traceback: str,
@@ -351,7 +361,8 @@ def prune_workers(conn: Any, older_than: float) -> int:
     from .worker.tally import merge
 
     with conn.transaction():
-        gone = [_json(r[0]) for r in conn.execute(sql.query("prune_workers"), [older_than]).fetchall()]
+        rows = conn.execute(sql.query("prune_workers"), [older_than]).fetchall()
+        gone = [_json(r[0]) for r in rows]
         if any(gone):
             row = conn.execute(sql.query("retired_counters_locked")).fetchone()
             merged = merge(_json(row[0]) if row else None, *gone)
@@ -457,7 +468,8 @@ def holds_started(conn: Any, worker_id: int, task_id: str | uuid.UUID) -> bool:
 
 def terminations(conn: Any, worker_id: int) -> list[tuple[uuid.UUID, int]]:
     """Rows this worker runs that someone asked to terminate, with the signal."""
-    return [(r[0], int(r[1])) for r in conn.execute(sql.query("terminations"), [worker_id]).fetchall()]
+    rows = conn.execute(sql.query("terminations"), [worker_id]).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
 
 
 # --- reads and writes from user code (Django's connection) -------------------------

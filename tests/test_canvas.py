@@ -37,6 +37,7 @@ from djq.exceptions import (
 )
 from djq.db import open_connection
 from djq.models import Chord, SavedGroup, Task
+from djq.status import Status
 from tests.conftest import ROOT, wait_for
 from tests.testapp import tasks as t
 from tests.testapp.models import SideEffect
@@ -376,7 +377,8 @@ def test_a_deleted_running_row_starts_the_next_step() -> None:
     # How a worker drops an ignored result: the row goes while running.
     result = (t.add.s(1, 1) | t.add.s(1)).apply_async()
     with connections["default"].cursor() as cursor:
-        cursor.execute("UPDATE djq_task SET status = 2 WHERE id = %s", [result.parent.id])
+        cursor.execute("UPDATE djq_task SET status = %s WHERE id = %s",
+                       [Status.STARTED, result.parent.id])
         cursor.execute("DELETE FROM djq_task WHERE id = %s", [result.parent.id])
     assert row(result).status == broker.WAITING and json.loads(row(result).args) == [None, 1]
 
@@ -385,7 +387,8 @@ def test_a_deleted_running_row_starts_the_next_step() -> None:
 def test_a_chord_counts_each_member_once() -> None:
     result = chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s(5)).apply_async()
     first, second = result.parent.results
-    end = "UPDATE djq_task SET status = 3, state = 'SUCCESS', result = %s WHERE id = %s"
+    end = (f"UPDATE djq_task SET status = {Status.DONE}, state = 'SUCCESS', result = %s "
+           "WHERE id = %s")
     with connections["default"].cursor() as cursor:
         cursor.execute(end, ["2", first.id])
         assert row(result).status == broker.DEFERRED

@@ -19,6 +19,7 @@ from djq.exceptions import TaskRevokedError
 from djq.management.commands import djq as djq_command
 from djq.models import Task as TaskRow
 from djq.models import Worker as WorkerRow
+from djq.status import Status
 from tests.cli import run_manage
 from tests.conftest import wait_for
 from tests.testapp.tasks import add, echo, fail, sleep
@@ -205,9 +206,9 @@ def test_purge_asks_and_removes_only_waiting_tasks():
     p2 = add.apply_async((1, 1), queue="p2")
     running = add.apply_async((1, 1), queue="p1")
     finished = add.apply_async((2, 2), queue="p1")
-    TaskRow.objects.filter(id=running.id).update(status=2, worker="w@x")
-    TaskRow.objects.filter(id=finished.id).update(status=3, state=states.SUCCESS, result="4",
-                                                  date_done=timezone.now())
+    TaskRow.objects.filter(id=running.id).update(status=Status.STARTED, worker="w@x")
+    TaskRow.objects.filter(id=finished.id).update(status=Status.DONE, state=states.SUCCESS,
+                                                  result="4", date_done=timezone.now())
 
     assert djq("purge", "-Q", "p2", "-f") == "Purged 1 message from 1 known task queue.\n"
     assert not TaskRow.objects.filter(id=p2.id).exists()

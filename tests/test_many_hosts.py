@@ -20,6 +20,7 @@ import pytest
 
 from djq import group, states
 from djq.models import Task, Worker
+from djq.status import Status
 from tests.conftest import wait_for
 from tests.testapp.tasks import count_run, count_run_late
 
@@ -129,7 +130,8 @@ def key_of(row: Task) -> str:
 
 
 def in_flight(worker_id: int) -> set[str]:
-    return {str(i) for i in Task.objects.filter(claimed_by=worker_id, status__in=[1, 2])
+    return {str(i) for i in Task.objects.filter(claimed_by=worker_id,
+                                                status__in=[Status.CLAIMED, Status.STARTED])
             .values_list("id", flat=True)}
 
 
@@ -153,7 +155,7 @@ def test_a_host_cut_off_is_taken_over_and_rejoins(start_worker: Any, hosts: Host
             for i in range(TASKS)]
     sent = group(sigs).apply_async()
     late = {r.id for i, r in enumerate(sent.results) if i % 2}
-    wait_for(lambda: in_flight(old_id) and Task.objects.filter(status=3).count() >= 200,
+    wait_for(lambda: in_flight(old_id) and Task.objects.filter(status=Status.DONE).count() >= 200,
              timeout=60, message="host 1 to be running tasks, 200 done")
     hosts.cut(1)
     cut_at = time.monotonic()
@@ -176,7 +178,7 @@ def test_a_host_cut_off_is_taken_over_and_rejoins(start_worker: Any, hosts: Host
     new_id = int(Worker.objects.get(pid=cut_worker.pid, stopped_at__isnull=True).id)
     assert new_id != old_id
 
-    wait_for(lambda: not Task.objects.exclude(status=3).exists(), 180,
+    wait_for(lambda: not Task.objects.exclude(status=Status.DONE).exists(), 180,
              message="every task to end")
     rows = {str(t.id): t for t in Task.objects.all()}
     assert len(rows) == TASKS

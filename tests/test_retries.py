@@ -10,6 +10,7 @@ import pytest
 from djq import states
 from djq.exceptions import MaxRetriesExceededError
 from djq.models import Task as TaskRow
+from djq.status import Status
 from tests.conftest import wait_for
 from tests.testapp.models import SideEffect
 from tests.testapp.tasks import (
@@ -89,7 +90,7 @@ def test_state_is_retry_while_waiting_for_the_next_attempt(worker):
     assert isinstance(result.info, ZeroDivisionError)
     assert "ZeroDivisionError" in result.traceback
     stored = TaskRow.objects.get(id=result.id)
-    assert stored.status == 0  # waiting again, under the same id
+    assert stored.status == Status.WAITING  # waiting again, under the same id
     with pytest.raises(ZeroDivisionError):
         result.get(timeout=20)
     assert result.retries == 1

@@ -80,7 +80,8 @@ def _statements() -> dict[str, str]:
             continue
         for name, statement in _split(entry.read_text(encoding="utf-8"), entry.name).items():
             if name in found:
-                raise ValueError(f"{entry.name}: the statement {name!r} is named in another file too")
+                raise ValueError(
+                    f"{entry.name}: the statement {name!r} is named in another file too")
             found[name] = statement
     return {name: _fill(_included(found, name, ()), name) for name in found}
 
@@ -105,7 +106,8 @@ def query(name: str) -> str:
 
 @functools.cache
 def function(name: str) -> str:
-    """The text of ``djq/sql/functions/<name>.sql``: one versioned function, frozen once released."""
+    """The text of ``djq/sql/functions/<name>.sql``: one versioned function, frozen once
+    released."""
     entry = resources.files(__name__).joinpath("functions", f"{name}.sql")
     if not entry.is_file():
         raise KeyError(f"djq/sql/functions has no file {name}.sql")

@@ -116,7 +116,7 @@ DELETE FROM djq_group WHERE id = %s
 -- --- the worker's loop ------------------------------------------------------------------
 
 -- name: cycle
-SELECT * FROM djq_cycle_v2(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[],
+SELECT * FROM djq_cycle_v3(%s, %s, %s::json, %s::uuid[], %s::text[], %s, %s, %s, %s::text[],
                            %s)
 
 -- name: notify
@@ -129,40 +129,7 @@ SELECT pg_notify(%s, %s)
 SELECT min(run_at) FROM djq_task WHERE status = {WAITING} AND queue = ANY(%s)
 
 -- name: finish
-WITH v AS (
-    SELECT (e->>0)::uuid AS id, e->>1 AS state, e->>2 AS result, e->>3 AS traceback,
-        (e->>4)::timestamptz AS date_done, (e->>5)::smallint AS status,
-        (e->>6)::int AS retries, (e->>7)::timestamptz AS run_at, e->>8 AS args,
-        e->>9 AS kwargs, (e->>10)::boolean AS drop
-    FROM json_array_elements(%s::json) AS e
-), upd AS (
-    UPDATE djq_task t SET
-        state = v.state, result = v.result, traceback = v.traceback, status = v.status,
-        retries = coalesce(v.retries, t.retries),
-        run_at = coalesce(v.run_at, t.run_at),
-        args = coalesce(v.args, t.args), kwargs = coalesce(v.kwargs, t.kwargs),
-        date_done = CASE WHEN v.status = {DONE} THEN v.date_done END,
-        claimed_by = CASE WHEN v.status = {DONE} THEN t.claimed_by END,
-        date_claimed = CASE WHEN v.status = {DONE} THEN t.date_claimed END,
-        date_started = CASE WHEN v.status = {DONE} THEN t.date_started END
-    FROM v
-    WHERE t.id = v.id AND NOT v.drop AND t.claimed_by = %s
-        AND t.status IN ({CLAIMED}, {STARTED})
-    RETURNING t.id, t.status, t.queue
-), del AS (
-    DELETE FROM djq_task t USING v
-    WHERE t.id = v.id AND v.drop AND t.claimed_by = %s AND t.status IN ({CLAIMED}, {STARTED})
-    RETURNING t.id
-), done_notify AS (
-    SELECT pg_notify('{DONE_CHANNEL}', string_agg(id::text, ','))
-    FROM (SELECT id FROM upd WHERE status = {DONE} UNION ALL SELECT id FROM del) d
-    HAVING count(*) > 0
-), wake_notify AS (
-    SELECT pg_notify('{ENQUEUE_CHANNEL}', q.queue)
-    FROM (SELECT DISTINCT queue FROM upd WHERE status = {WAITING}) q
-)
-SELECT ARRAY(SELECT id FROM upd UNION ALL SELECT id FROM del),
-       (SELECT count(*) FROM done_notify), (SELECT count(*) FROM wake_notify)
+SELECT djq_finish_v1(%s, %s::json)
 
 -- name: release
 WITH rel AS (

@@ -15,6 +15,7 @@ from djq import states
 from djq.events.state import State
 from djq.models import Task as TaskRow
 from djq.models import Worker as WorkerRow
+from djq.status import Status
 from tests.testapp.tasks import add, sleep
 
 
@@ -221,11 +222,12 @@ def test_starts_from_the_database_truth():
         hostname="gone@elsewhere", pid=1, pool="prefork", concurrency=1, queues="default",
         started_at=now, last_heartbeat=now, stopped_at=now)
     TaskRow.objects.filter(id=claimed.id).update(
-        status=1, worker="w9@elsewhere", claimed_by=wid, date_claimed=now)
+        status=Status.CLAIMED, worker="w9@elsewhere", claimed_by=wid, date_claimed=now)
     TaskRow.objects.filter(id=started.id).update(
-        status=2, worker="w9@elsewhere", claimed_by=wid, date_claimed=now, date_started=now)
+        status=Status.STARTED, worker="w9@elsewhere", claimed_by=wid, date_claimed=now,
+        date_started=now)
     TaskRow.objects.filter(id=done.id).update(
-        status=3, state=states.SUCCESS, result="11", worker="w9@elsewhere",
+        status=Status.DONE, state=states.SUCCESS, result="11", worker="w9@elsewhere",
         date_started=now, date_done=now + datetime.timedelta(seconds=2))
 
     state = State.from_database()

@@ -21,6 +21,7 @@ from django.db.utils import Error as DatabaseError
 
 from djq import states
 from djq.models import Task
+from djq.status import Status
 from tests.conftest import restart_postgres
 from tests.testapp.models import SideEffect
 from tests.testapp.tasks import chaos_late, chaos_once
@@ -117,11 +118,12 @@ def test_chaos_nothing_lost(start_worker):
     # Let the survivors finish everything (recovering the dead workers' rows).
     end = time.monotonic() + 120
     while time.monotonic() < end:
-        unfinished = read(lambda: Task.objects.exclude(status=3).count())
+        unfinished = read(lambda: Task.objects.exclude(status=Status.DONE).count())
         if unfinished == 0:
             break
         time.sleep(0.5)
-    assert read(lambda: Task.objects.exclude(status=3).count()) == 0, "tasks never finished"
+    unfinished = read(lambda: Task.objects.exclude(status=Status.DONE).count())
+    assert unfinished == 0, "tasks never finished"
 
     rows = {str(t.id): t for t in read(lambda: list(Task.objects.all()))}
     assert len(rows) == TASKS

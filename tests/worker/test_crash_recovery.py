@@ -10,6 +10,7 @@ import pytest
 from djq import states
 from djq.exceptions import WorkerLostError
 from djq.models import Task
+from djq.status import Status
 from tests.conftest import wait_for
 from tests.testapp.models import SideEffect
 from tests.testapp.tasks import add, kill_self, kill_self_once, record, sleep, sleep_acks_late
@@ -26,7 +27,7 @@ def test_killed_worker_tasks_are_recovered_by_another(start_worker):
     long = sleep.delay(30, key="long")
     wait_for(lambda: started("long"), message="the long task to start")
     waiting = [record.delay(f"after-{i}") for i in range(3)]
-    wait_for(lambda: Task.objects.filter(status=1, worker="w1@test").count() == 3,
+    wait_for(lambda: Task.objects.filter(status=Status.CLAIMED, worker="w1@test").count() == 3,
              message="the worker to claim the waiting tasks")
 
     doomed.kill()  # SIGKILL to the whole process group: the machine is gone

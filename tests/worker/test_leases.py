@@ -18,6 +18,7 @@ import pytest
 
 from djq import states
 from djq.models import Task, Worker
+from djq.status import Status
 from tests.conftest import wait_for
 from tests.testapp.tasks import count_run, count_run_late
 
@@ -46,7 +47,7 @@ def key_of(row: Task) -> str:
 
 
 def all_done(timeout: float = 60.0) -> dict[str, Task]:
-    wait_for(lambda: not Task.objects.exclude(status=3).exists(), timeout,
+    wait_for(lambda: not Task.objects.exclude(status=Status.DONE).exists(), timeout,
              message="every task to finish")
     return {str(t.id): t for t in Task.objects.all()}
 
@@ -56,7 +57,8 @@ def live_worker_id(pid: int) -> int:
 
 
 def in_flight(worker_id: int) -> set[str]:
-    return {str(i) for i in Task.objects.filter(claimed_by=worker_id, status__in=[1, 2])
+    return {str(i) for i in Task.objects.filter(claimed_by=worker_id,
+                                                status__in=[Status.CLAIMED, Status.STARTED])
             .values_list("id", flat=True)}
 
 
@@ -198,7 +200,7 @@ def test_main_process_killed_while_handing_a_task_over_runs_it_exactly_once(
     assert doomed.proc.returncode == -signal.SIGKILL
     if left == 0:
         # Never started: waiting for the next worker, not lost.
-        wait_for(lambda: Task.objects.get(id=result.id).status == 0,
+        wait_for(lambda: Task.objects.get(id=result.id).status == Status.WAITING,
                  message="the row to be waiting again")
         assert not path.exists()
         start_worker("-c", "1", "-n", "next@test")
@@ -215,8 +217,8 @@ def test_rows_of_a_worker_without_a_row_are_recovered(start_worker, tmp_path):
     result = count_run.delay(str(path), "orphan", 0.0)
     ghost = 987654321  # no djq_worker row has this id
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE djq_task SET status = 1, claimed_by = %s, worker = 'ghost', "
-                       "date_claimed = now() WHERE id = %s", [ghost, result.id])
+        cursor.execute("UPDATE djq_task SET status = %s, claimed_by = %s, worker = 'ghost', "
+                       "date_claimed = now() WHERE id = %s", [Status.CLAIMED, ghost, result.id])
     start_worker("-c", "1")
     assert result.get(timeout=30) == "orphan"
     assert runs(path)["orphan"] == 1

@@ -9,6 +9,7 @@ import pytest
 from djq import states
 from djq.exceptions import WorkerLostError
 from djq.models import Task
+from djq.status import Status
 from tests.conftest import wait_for
 from tests.testapp.models import SideEffect
 from tests.testapp.tasks import record, sleep, sleep_acks_late
@@ -62,7 +63,7 @@ def test_cold_shutdown_kills_running_tasks(start_worker, how):
     with pytest.raises(WorkerLostError):
         plain.get(timeout=10)
     # ... with acks_late it goes back to the queue to run again.
-    assert Task.objects.get(id=late.id).status == 0
+    assert Task.objects.get(id=late.id).status == Status.WAITING
     assert not SideEffect.objects.filter(key="cold", value="end").exists()
 
 
