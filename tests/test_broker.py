@@ -27,7 +27,8 @@ from djq.rows import Claimed, Message, Outcome
 from djq.status import Status
 from tests.conftest import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60)]
+DB = pytest.mark.django_db(transaction=True)
 
 QUEUE = "broker-test"
 LEASE = 30.0
@@ -70,8 +71,16 @@ def waits_on_a_lock(conn: Any) -> bool:
     return row is not None and row[0] == "Lock"
 
 
+def test_the_statements_take_their_numbers_from_the_one_status() -> None:
+    assert sql.query("forget").endswith(f"status = {int(Status.DONE)}")
+    assert f"'{states.REVOKED}'" in sql.query("revoke_waiting")
+    with pytest.raises(ValueError, match="NO_SUCH_NAME"):
+        sql._fill("SELECT {NO_SUCH_NAME}", "test")
+
+
 # --- races ------------------------------------------------------------------------------
 
+@DB
 def test_a_claim_skips_the_rows_another_connection_is_claiming() -> None:
     ids = set(send(10))
     with open_connection() as a, open_connection() as b:
@@ -86,6 +95,7 @@ def test_a_claim_skips_the_rows_another_connection_is_claiming() -> None:
     assert stored == {**{i: wa for i in got_a}, **{i: wb for i in got_b}}
 
 
+@DB
 def test_two_connections_claiming_at_once_never_get_the_same_row() -> None:
     ids = set(send(60))
     got: dict[str, list[uuid.UUID]] = {"a": [], "b": []}
@@ -107,6 +117,7 @@ def test_two_connections_claiming_at_once_never_get_the_same_row() -> None:
     assert not Task.objects.filter(id__in=ids, status=Status.WAITING).exists()
 
 
+@DB
 def test_a_finish_from_a_worker_whose_lease_was_taken_over_writes_nothing() -> None:
     [task_id] = send(1)
     with open_connection() as a, open_connection() as b, open_connection() as rescuer:
@@ -135,6 +146,7 @@ def test_a_finish_from_a_worker_whose_lease_was_taken_over_writes_nothing() -> N
     assert stored.state != states.SUCCESS
 
 
+@DB
 def test_recovery_and_a_concurrent_cycle_serialise() -> None:
     ids = send(2)
     with open_connection() as a, open_connection() as rescuer:
@@ -174,12 +186,14 @@ def explain(conn: Any, statement: str, params: Any = None) -> str:
         return "\n".join(r[0] for r in conn.execute("EXPLAIN " + statement, params))
 
 
+@DB
 def test_recovery_reads_the_in_flight_index() -> None:
     with open_connection() as conn:
         plan = explain(conn, sql.query("orphans"))
     assert "djq_task_inflight" in plan, plan
 
 
+@DB
 def test_pruning_reads_the_done_index() -> None:
     with open_connection() as conn:
         plan = explain(conn, sql.query("prune"),
@@ -187,6 +201,7 @@ def test_pruning_reads_the_done_index() -> None:
     assert "djq_task_done" in plan, plan
 
 
+@DB
 def test_the_claim_reads_the_ready_index() -> None:
     # The claim runs inside djq_cycle_v3: auto_explain shows the plans of its statements.
     send(3)

@@ -31,6 +31,7 @@ _NAME = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 # '{key}' or an array literal '{}' is left alone.
 _CONSTANT = re.compile(r"\{((?:states\.)?[A-Z][A-Z0-9_]*)\}")
 _TRAILING_COMMENTS = re.compile(r"(\n[ \t]*(--[^\n]*)?)+\s*\Z")
+_LEADING_COMMENTS = re.compile(r"\A(\s*--[^\n]*\n)+\s*")
 _INCLUDE = re.compile(r"\{query:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -92,7 +93,10 @@ def _included(found: dict[str, str], name: str, outer: tuple[str, ...]) -> str:
         raise ValueError(f"djq/sql: the statement {name!r} includes itself")
     if name not in found:
         raise ValueError(f"djq/sql: {outer[-1]!r} includes {name!r}, which is not a statement")
-    return _INCLUDE.sub(lambda m: _included(found, m.group(1), (*outer, name)), found[name])
+    text = found[name]
+    if outer:  # an included block goes in without its heading comment
+        text = _LEADING_COMMENTS.sub("", text)
+    return _INCLUDE.sub(lambda m: _included(found, m.group(1), (*outer, name)), text)
 
 
 def query(name: str) -> str:
