@@ -514,18 +514,18 @@ class QueueGauges:
     oldest_waiting_age: float = 0.0  # seconds since the oldest runnable row became so
 
 
-def queue_gauges(using: str | None = None, exact_up_to: int = EXACT_UP_TO
-                 ) -> list[QueueGauges]:
+def queue_gauges(using: str | None = None) -> list[QueueGauges]:
     """Per queue: waiting, scheduled, reserved, running, oldest waiting age.
 
-    ``waiting`` and ``scheduled`` are exact up to ``exact_up_to`` rows per priority;
+    ``waiting`` and ``scheduled`` are exact up to :data:`EXACT_UP_TO` rows per priority;
     beyond, they are the planner's estimate from the statistics autovacuum keeps (never
     less than the rows counted), so that a scrape costs the same with a million tasks
     queued as with ten thousand. The reserved and running counts and the age are exact."""
+    cap = EXACT_UP_TO
     figures: dict[str, dict[str, Any]] = {}
     estimate: set[tuple[str, str]] = set()
     with connections[using or conf.database].cursor() as cursor:
-        cursor.execute(_statement("queue_waiting"), {"cap": exact_up_to})
+        cursor.execute(_statement("queue_waiting"), {"cap": cap})
         for queue, runnable, later, age in cursor.fetchall():
             f = figures.setdefault(queue, {"waiting": 0, "scheduled": 0,
                                            "oldest_waiting_age": 0.0})
@@ -534,7 +534,7 @@ def queue_gauges(using: str | None = None, exact_up_to: int = EXACT_UP_TO
             f["oldest_waiting_age"] = max(f["oldest_waiting_age"], float(age))
             estimate.update((queue, key) for key, n in (("waiting", runnable),
                                                         ("scheduled", later))
-                            if n >= exact_up_to)
+                            if n >= cap)
         for queue, key in sorted(estimate):
             cursor.execute(_statement(f"queue_{key}_estimate"), [queue])
             figures[queue][key] = max(figures[queue][key], _plan_rows(cursor.fetchone()))
