@@ -100,6 +100,15 @@ def _loadavg(text: str) -> tuple[float, ...]:
         return ()
 
 
+def _statement(name: str) -> str:
+    # djq.sql fills in {WAITING} and the like once the loader of issue 13 item 2 does;
+    # until then (and harmlessly after) the read statements fill their own.
+    text = sql.query(name)
+    for status in (Status.WAITING, Status.CLAIMED, Status.STARTED):
+        text = text.replace(f"{{{status.name}}}", str(int(status)))
+    return text
+
+
 def _tasks(using: str | None) -> TaskQuerySet:
     return Task.objects.using(using or conf.database)
 
@@ -264,15 +273,6 @@ def waiting_counts(queues: list[str] | None = None,
 
 #: Rates are averaged over this many seconds.
 RATE_WINDOW = 300.0
-
-
-def _statement(name: str) -> str:
-    # djq.sql fills in {WAITING} and the like once the loader of issue 13 item 2 does;
-    # until then (and harmlessly after) the read statements fill their own.
-    text = sql.query(name)
-    for status in (Status.WAITING, Status.CLAIMED, Status.STARTED):
-        text = text.replace(f"{{{status.name}}}", str(int(status)))
-    return text
 
 
 def estimated_task_count(using: str | None = None) -> int | None:
@@ -492,7 +492,6 @@ def filter_choices(using: str | None = None) -> dict[str, list[str]]:
         "queue": sorted(queues | seen["queue"]),
         "state": sorted(set(states.ALL_STATES) | seen["state"]),
     }
-
 
 
 # --- gauges: /djq/metrics -------------------------------------------------------------

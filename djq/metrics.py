@@ -54,10 +54,11 @@ class DjqCollector(Collector):
         labels = ["queue"]
         families = {
             "waiting": GaugeMetricFamily(
-                "djq_queue_waiting", "Tasks ready to run, not yet claimed", labels=labels),
+                "djq_queue_waiting", "Tasks ready to run, not yet claimed (estimated past "
+                f"{cluster.EXACT_UP_TO} per priority)", labels=labels),
             "scheduled": GaugeMetricFamily(
                 "djq_queue_scheduled", "Tasks waiting for their eta, countdown or retry "
-                "delay", labels=labels),
+                f"delay (estimated past {cluster.EXACT_UP_TO} per priority)", labels=labels),
             "reserved": GaugeMetricFamily(
                 "djq_queue_reserved", "Tasks claimed by a worker, not started",
                 labels=labels),
