@@ -6,7 +6,7 @@ estimate (``pg_class.reltuples``), a filtered one counts at most
 :attr:`EstimatedCountPaginator.cap` rows and estimates beyond that. Its rows come newest
 first from the ``djq_task_created`` index, without the large JSON columns. The filters'
 choices come from the task registry, the workers table and the unfinished and newest
-tasks (:func:`djq.stats.seen_values`), never from a ``DISTINCT`` over the tasks, and are
+tasks (:func:`djq.cluster.seen_values`), never from a ``DISTINCT`` over the tasks, and are
 the monitor's. Actions go through :mod:`djq.control`, as the API and the CLI do; who may
 take them is :mod:`djq.permissions`, as in the monitor and the API.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -36,10 +36,10 @@ from django.utils.html import format_html
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from . import control, display, permissions, states, stats
+from . import cluster, control, display, permissions, states
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound
-from .models import Status, Task, Worker
+from .models import Status, Task, TaskQuerySet, Worker, WorkerQuerySet
 
 if TYPE_CHECKING:
     _TaskAdminBase = admin.ModelAdmin[Task]
@@ -96,7 +96,7 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
             return super().count
         db = qs.db
         if not qs.query.where:
-            estimate = stats.estimated_task_count(db)
+            estimate = cluster.estimated_task_count(db)
             if estimate is not None and estimate > self.cap:
                 return estimate
         counted = qs.order_by()[: self.cap + 1].count()
@@ -119,10 +119,10 @@ class TaskChangeList(ChangeList):
 
 
 def _choices(request: HttpRequest) -> dict[str, list[str]]:
-    """:func:`djq.stats.filter_choices`, computed once per request for every filter."""
+    """:func:`djq.cluster.filter_choices`, computed once per request for every filter."""
     cached: dict[str, list[str]] | None = getattr(request, "_djq_choices", None)
     if cached is None:
-        cached = stats.filter_choices(conf.database)
+        cached = cluster.filter_choices(conf.database)
         setattr(request, "_djq_choices", cached)  # noqa: B010 - not an HttpRequest field
     return cached
 
@@ -161,7 +161,7 @@ class StateFilter(_ChoiceFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == self.RUNNING:
-            return queryset.filter(status__in=[Status.CLAIMED, Status.STARTED])
+            return cast(TaskQuerySet, queryset).in_flight()
         return super().queryset(request, queryset)
 
 
@@ -512,11 +512,11 @@ class AliveFilter(admin.SimpleListFilter):
         return [("yes", "Yes"), ("no", "No")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        alive = Q(stopped_at__isnull=True, last_heartbeat__gte=stats.alive_since())
+        workers = cast(WorkerQuerySet, queryset)
         if self.value() == "yes":
-            return queryset.filter(alive)
+            return workers.alive()
         if self.value() == "no":
-            return queryset.exclude(alive)
+            return workers.not_alive()
         return queryset
 
 
@@ -546,7 +546,7 @@ class WorkerAdmin(_WorkerAdminBase):
 
     @admin.display(description="alive", boolean=True)
     def alive(self, obj: Worker) -> bool:
-        return stats.is_alive(obj)
+        return obj.is_alive()
 
     @admin.display(description="hostname", ordering="hostname")
     def worker_name(self, obj: Worker) -> SafeString:
@@ -556,7 +556,7 @@ class WorkerAdmin(_WorkerAdminBase):
 
     @admin.display(description="heartbeat", ordering="last_heartbeat")
     def heartbeat(self, obj: Worker) -> SafeString | str:
-        alive = stats.is_alive(obj)
+        alive = obj.is_alive()
         return format_html('<span class="djq-dot{}" title="{}"></span>{}',
                            " djq-up" if alive else "", "alive" if alive else "not alive",
                            _when(obj.last_heartbeat))

@@ -261,61 +261,6 @@ def stop_worker(conn: Any, worker_id: int, counters: dict[str, Any] | None = Non
                  [None if counters is None else Jsonb(counters), worker_id])
 
 
-# --- metrics ---------------------------------------------------------------------------
-# Each reads one partial index (waiting rows, in-flight rows, live workers), so a scrape
-# costs what is unfinished, never the history the table keeps.
-
-METRIC_QUEUES_WAITING = f"""
-SELECT queue, count(*) FILTER (WHERE run_at <= now()),
-    count(*) FILTER (WHERE run_at > now()),
-    COALESCE(EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)
-FROM djq_task WHERE status = {WAITING} GROUP BY queue
-"""
-
-METRIC_QUEUES_INFLIGHT = f"""
-SELECT queue, count(*) FILTER (WHERE status = {CLAIMED}),
-    count(*) FILTER (WHERE status = {STARTED})
-FROM djq_task WHERE status IN ({CLAIMED}, {STARTED}) GROUP BY queue
-"""
-
-# Workers not yet pruned (stopped ones keep their final counters until then), and
-# whether each is alive (not stopped, lease current).
-METRIC_WORKERS = """
-SELECT id, hostname, queues, stopped_at IS NULL
-    AND last_heartbeat >= now() - make_interval(secs => %s), counters
-FROM djq_worker
-"""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class QueueGauges:
-    """One queue's figures for the metrics endpoint."""
-
-    queue: str
-    waiting: int = 0  # runnable now
-    scheduled: int = 0  # waiting for its eta, countdown or retry delay
-    reserved: int = 0  # claimed by a worker, not started
-    running: int = 0  # started
-    oldest_waiting_age: float = 0.0  # seconds since the oldest runnable row became so
-
-
-def queue_gauges(conn: Any) -> list[QueueGauges]:
-    """Per queue: waiting, scheduled, reserved, running, oldest waiting age."""
-    figures: dict[str, dict[str, Any]] = {}
-    for queue, waiting, scheduled, age in conn.execute(METRIC_QUEUES_WAITING).fetchall():
-        figures.setdefault(queue, {}).update(waiting=int(waiting), scheduled=int(scheduled),
-                                             oldest_waiting_age=float(age))
-    for queue, reserved, running in conn.execute(METRIC_QUEUES_INFLIGHT).fetchall():
-        figures.setdefault(queue, {}).update(reserved=int(reserved), running=int(running))
-    return [QueueGauges(queue, **figures[queue]) for queue in sorted(figures)]
-
-
-def metric_workers(conn: Any, lease: float) -> list[tuple[int, str, str, bool, Any]]:
-    """(id, hostname, queues, alive, counters) of every worker row."""
-    return [(int(r[0]), str(r[1]), str(r[2]), bool(r[3]), _json(r[4]))
-            for r in conn.execute(METRIC_WORKERS, [lease]).fetchall()]
-
-
 def expire_workers(conn: Any, lease: float) -> list[tuple[int, str]]:
     """Declare dead every worker whose lease ran out; return (id, hostname) of each."""
     rows = conn.execute(sql.query("expire_workers"), [lease]).fetchall()

@@ -1,4 +1,5 @@
-"""System checks: unknown DJQ keys, a database that is not PostgreSQL, pool/limit clashes."""
+"""System checks: unknown DJQ keys, values of the wrong type or out of range, a database
+that is not PostgreSQL, pool/limit clashes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.core.checks import Error, Warning, register
 from django.db import connections
 
 from .conf import DEFAULTS, conf
+from .conf import problems as conf_problems
 
 
 @register()
@@ -58,29 +60,27 @@ def check_beat_schedule(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return problems
 
 
+#: The id of a bad value of these keys; any other key's is djq.E023.
+_ERROR_IDS = {"task_max_deliveries": "djq.E020", "imports": "djq.E021",
+              "include": "djq.E021", "task_routes": "djq.E022",
+              "api_permission_classes": "djq.E022"}
+
+
 @register()
 def check_task_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """The settings of issue 14 that a worker reads only when it needs them: refused at
-    start-up rather than when a process is lost or a task is sent."""
+    """Every DJQ value of the wrong type or out of range (:func:`djq.conf.problems`), and
+    routes that cannot work: refused at start-up rather than when a worker or a request
+    first reads them."""
     from . import routes
     from .exceptions import ImproperlyConfigured
 
-    problems: list[Any] = []
-    limit = conf.task_max_deliveries
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        problems.append(Error(
-            f"DJQ['task_max_deliveries'] must be a positive integer, not {limit!r}",
-            id="djq.E020"))
-    for key in ("imports", "include"):
-        value = getattr(conf, key)
-        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
-                isinstance(m, str) for m in value):
-            problems.append(Error(f"DJQ[{key!r}] must be a list of module names",
-                                  id="djq.E021"))
-    try:
-        list(routes.routers(conf.task_routes or ()))
-    except ImproperlyConfigured as exc:
-        problems.append(Error(str(exc), id="djq.E022"))
+    problems = [Error(message, id=_ERROR_IDS.get(key, "djq.E023"))
+                for key, message in conf_problems()]
+    if not any(p.id == "djq.E022" for p in problems):
+        try:
+            list(routes.routers(conf.task_routes or ()))
+        except ImproperlyConfigured as exc:
+            problems.append(Error(str(exc), id="djq.E022"))
     return problems
 
 

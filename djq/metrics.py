@@ -8,7 +8,10 @@ writes with its heartbeat (``djq_worker.counters``; see :mod:`djq.worker.tally`)
 those of pruned worker rows (``djq_retired_counters``), so they never go backwards.
 Counts of the last few seconds before a worker is killed are lost with it. A scrape
 reads the waiting and in-flight partial indexes and the worker rows: its cost follows the
-unfinished rows, not the history ``djq_task`` keeps.
+unfinished rows, not the history ``djq_task`` keeps, and past
+:data:`djq.cluster.EXACT_UP_TO` waiting rows per queue and priority the waiting and
+scheduled gauges are the planner's estimate (:func:`djq.cluster.queue_gauges`), so a
+backlog of a million costs a scrape no more than one of ten thousand.
 
 Access: a request with ``Authorization: Bearer <DJQ["metrics_token"]>`` (for Prometheus'
 ``authorization`` scrape setting), or a logged-in staff user allowed to see tasks.
@@ -32,7 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from . import broker, permissions
+from . import broker, cluster, permissions
 from .conf import conf
 from .worker.tally import BUCKETS, merge
 
@@ -44,17 +47,18 @@ class DjqCollector(Collector):
         self.using = using or conf.database
 
     def collect(self) -> Iterator[Metric]:
+        queues = cluster.queue_gauges(self.using)
+        workers = cluster.metric_workers(self.using)
         with connections[self.using].cursor() as cursor:
-            queues = broker.queue_gauges(cursor)
-            workers = broker.metric_workers(cursor, float(conf.worker_lease))
             retired = broker.retired_counters(cursor)
         labels = ["queue"]
         families = {
             "waiting": GaugeMetricFamily(
-                "djq_queue_waiting", "Tasks ready to run, not yet claimed", labels=labels),
+                "djq_queue_waiting", "Tasks ready to run, not yet claimed (estimated past "
+                f"{cluster.EXACT_UP_TO} per priority)", labels=labels),
             "scheduled": GaugeMetricFamily(
                 "djq_queue_scheduled", "Tasks waiting for their eta, countdown or retry "
-                "delay", labels=labels),
+                f"delay (estimated past {cluster.EXACT_UP_TO} per priority)", labels=labels),
             "reserved": GaugeMetricFamily(
                 "djq_queue_reserved", "Tasks claimed by a worker, not started",
                 labels=labels),

@@ -10,12 +10,41 @@ finished rows.
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from . import states
+from .conf import conf
 from .status import Status as Status  # the one definition, shared with the SQL
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    """One method per question asked of the task rows (django-tasks'
+    ``DBTaskResultQuerySet``); each filter is the predicate of one partial index, so the
+    answer costs what is in that phase, not the history the table keeps."""
+
+    def waiting(self) -> TaskQuerySet:
+        """Not claimed yet: runnable now, or scheduled for later (``run_at``)."""
+        return self.filter(status=Status.WAITING)
+
+    def in_flight(self) -> TaskQuerySet:
+        """Claimed by a worker, started or not."""
+        return self.filter(status__in=[Status.CLAIMED, Status.STARTED])
+
+    def not_in_flight(self) -> TaskQuerySet:
+        return self.exclude(status__in=[Status.CLAIMED, Status.STARTED])
+
+    def unfinished(self) -> TaskQuerySet:
+        """Waiting or in flight (deferred canvas rows left out)."""
+        return self.filter(status__in=[Status.WAITING, Status.CLAIMED, Status.STARTED])
+
+    def done(self) -> TaskQuerySet:
+        """Finished, whatever the final state."""
+        return self.filter(status=Status.DONE)
 
 
 class Task(models.Model):
@@ -55,6 +84,8 @@ class Task(models.Model):
         null=True, blank=True,
         help_text="A deferred canvas row starts when this task (or chord) ends")
 
+    objects = TaskQuerySet.as_manager()
+
     class Meta:
         db_table = "djq_task"
         # view, add and change are Django's; revoking (and terminating) is djq's own
@@ -90,6 +121,26 @@ class Task(models.Model):
         return f"{self.name}[{self.id}] {self.state}"
 
 
+def lease_start(now: datetime.datetime | None = None) -> datetime.datetime:
+    """A worker whose last heartbeat is older than this has lost its lease
+    (``worker_lease`` seconds before ``now``)."""
+    return (now or timezone.now()) - datetime.timedelta(seconds=float(conf.worker_lease))
+
+
+def _alive(now: datetime.datetime | None) -> Q:
+    # The one statement of the rule: not stopped, and the lease not run out.
+    return Q(stopped_at__isnull=True, last_heartbeat__gte=lease_start(now))
+
+
+class WorkerQuerySet(models.QuerySet["Worker"]):
+    def alive(self, now: datetime.datetime | None = None) -> WorkerQuerySet:
+        """Workers alive: not stopped, with a current lease (read ``djq_worker_alive``)."""
+        return self.filter(_alive(now))
+
+    def not_alive(self, now: datetime.datetime | None = None) -> WorkerQuerySet:
+        return self.exclude(_alive(now))
+
+
 class Worker(models.Model):
     """One row per running (or lately stopped) worker process: its heartbeat lease."""
 
@@ -114,6 +165,8 @@ class Worker(models.Model):
     counters = models.JSONField(default=dict, db_default={}, blank=True,
                                 help_text="Tasks finished per name and state, runtimes")
 
+    objects = WorkerQuerySet.as_manager()
+
     class Meta:
         db_table = "djq_worker"
         indexes = [
@@ -125,6 +178,10 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid})"
+
+    def is_alive(self, now: datetime.datetime | None = None) -> bool:
+        """The rule of :meth:`WorkerQuerySet.alive`, for a row already read."""
+        return self.stopped_at is None and self.last_heartbeat >= lease_start(now)
 
 
 class RetiredCounters(models.Model):

@@ -16,8 +16,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.utils.module_loading import import_string
-
 from .conf import conf
 from .exceptions import ImproperlyConfigured
 from .options import check_priority, check_publish_options, check_queue
@@ -51,14 +49,10 @@ def _old_style(router: Any) -> Router:
 
 
 def routers(setting: Any) -> Iterator[Router]:
-    """The router functions of a ``task_routes`` value, in the order they are asked."""
+    """The router functions of a ``task_routes`` value (as ``conf`` gives it, its dotted
+    paths imported), in the order they are asked."""
     items = setting if isinstance(setting, (list, tuple)) else [setting]
     for item in items:
-        if isinstance(item, str):
-            try:
-                item = import_string(item)
-            except ImportError as exc:
-                raise ImproperlyConfigured(f"task_routes: cannot import {item!r}") from exc
         if isinstance(item, dict):
             yield _map_router(item)
         elif hasattr(item, "route_for_task"):  # Celery's pre-4.0 router classes

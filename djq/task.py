@@ -338,7 +338,7 @@ class Task:
     @property
     def resolved_max_retries(self) -> int | None:
         if self.max_retries is self._SENTINEL:
-            return conf.task_max_retries  # type: ignore[no-any-return]
+            return conf.task_max_retries
         return self.max_retries
 
     @property

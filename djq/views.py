@@ -5,7 +5,7 @@ The JSON endpoints are the REST API's own viewsets, mounted again with fixed rul
 only and session authentication, whatever ``api_permission_classes`` says, so the monitor
 works the same whether or not a project exposes the API. Behind that, every page and
 endpoint asks :func:`djq.permissions.allowed`, as the admin and the API do. The chart data sits behind one
-small view (:class:`ChartsView`) over :func:`djq.stats.throughput`.
+small view (:class:`ChartsView`) over :func:`djq.cluster.throughput`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.views import APIView
 
-from . import permissions, stats
+from . import cluster, permissions
 from .api.permissions import ModelPermissions
 from .api.views import QueueViewSet, StatsView, TaskViewSet, WorkerViewSet
 from .conf import conf
@@ -90,7 +90,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
     """Workers, queues, charts and a live task table."""
     allowed = [name for name in conf.api_enqueue_allowlist if name in registry]
     may_send = permissions.allowed(request.user, permissions.ENQUEUE)
-    choices = stats.filter_choices(conf.database)  # the admin's filters offer the same
+    choices = cluster.filter_choices(conf.database)  # the admin's filters offer the same
     return _page(request, "djq/monitor.html", {
         "task_names": choices["name"],
         "queue_names": choices["queue"],
@@ -151,7 +151,7 @@ class ChartsView(MonitorMixin, APIView):
         except ValueError:
             minutes = 60
         minutes = max(1, min(minutes, 24 * 60))
-        return Response({"minutes": minutes, "series": stats.throughput(minutes, conf.database)})
+        return Response({"minutes": minutes, "series": cluster.throughput(minutes, conf.database)})
 
 
 __all__ = ["monitor", "task_detail", "ChartsView", "staff_only"]

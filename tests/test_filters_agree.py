@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from djq import states, stats
+from djq import cluster, states
 from tests.rows import make_task, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -79,9 +79,9 @@ def test_seen_values_reads_a_bounded_number_of_rows(monkeypatch: pytest.MonkeyPa
         make_task(states.SUCCESS, queue=f"old-{i}")
     make_task(states.PENDING, queue="waiting-q")
     make_task("PROGRESS", queue="busy-q", created=timezone.now() - datetime.timedelta(days=9))
-    monkeypatch.setattr(stats, "RECENT_ROWS", 2)
+    monkeypatch.setattr(cluster, "RECENT_ROWS", 2)
     with CaptureQueriesContext(connection) as queries:
-        seen = stats.seen_values()
+        seen = cluster.seen_values()
     assert len(queries) == 2
     # The unfinished ones (however old), and the two newest rows: not old-0.
     assert seen["queue"] == {"waiting-q", "busy-q", "old-4"}

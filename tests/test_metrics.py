@@ -75,6 +75,45 @@ def test_queue_gauges(staff: Client) -> None:
     assert value(figures, "djq_queue_workers_alive", queue="m-q1") == 0
 
 
+def test_queue_gauges_across_priorities(staff: Client) -> None:
+    """Counted per priority, summed per queue; the oldest runnable task may be of any
+    priority."""
+    past = timezone.now() - datetime.timedelta(seconds=120)
+    add.apply_async((0, 0), queue="m-prio", priority=0, eta=past)
+    add.apply_async((0, 1), queue="m-prio", priority=0)
+    for i in range(3):
+        add.apply_async((1, i), queue="m-prio", priority=9)
+    add.apply_async((1, 1), queue="m-prio", priority=9, countdown=600)
+    add.apply_async((1, 1), queue="m-prio", priority=-3, countdown=600)
+    figures = samples(staff.get("/djq/metrics").content.decode())
+    assert value(figures, "djq_queue_waiting", queue="m-prio") == 5
+    assert value(figures, "djq_queue_scheduled", queue="m-prio") == 2
+    age = value(figures, "djq_queue_oldest_waiting_age_seconds", queue="m-prio")
+    assert age is not None and 120 <= age < 180
+
+
+def test_queue_gauges_estimate_a_deep_queue(staff: Client, monkeypatch: Any) -> None:
+    """Past EXACT_UP_TO rows per priority the gauge is the planner's estimate, never less
+    than what was counted; a shallow queue stays exact."""
+    from django.db import connection
+
+    from djq import cluster
+
+    monkeypatch.setattr(cluster, "EXACT_UP_TO", 4)
+    for i in range(30):
+        add.apply_async((i, i), queue="m-deep", priority=i % 2)
+    for _ in range(3):
+        add.apply_async((1, 1), queue="m-deep", countdown=600)
+    add.apply_async((1, 1), queue="m-shallow")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE djq_task")
+    figures = samples(staff.get("/djq/metrics").content.decode())
+    waiting = value(figures, "djq_queue_waiting", queue="m-deep")
+    assert waiting is not None and 20 <= waiting <= 45, waiting  # 30, not the 8 counted
+    assert value(figures, "djq_queue_scheduled", queue="m-deep") == 3
+    assert value(figures, "djq_queue_waiting", queue="m-shallow") == 1
+
+
 def test_openmetrics_on_request(staff: Client) -> None:
     response = staff.get("/djq/metrics",
                          HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")

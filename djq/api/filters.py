@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import django_filters  # type: ignore[import-untyped]
 from django.core.exceptions import ValidationError
@@ -15,7 +15,7 @@ from django_filters.rest_framework import DjangoFilterBackend  # type: ignore[im
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 
-from ..models import Status, Task
+from ..models import Task, TaskQuerySet
 
 
 class UTCIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
@@ -63,8 +63,8 @@ class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]
                        ) -> QuerySet[Any]:
         if value is None:
             return queryset
-        running = Q(status__in=[Status.CLAIMED, Status.STARTED])
-        return queryset.filter(running) if value else queryset.exclude(running)
+        tasks = cast(TaskQuerySet, queryset)
+        return tasks.in_flight() if value else tasks.not_in_flight()
 
 
 class FilterBackend(DjangoFilterBackend):  # type: ignore[misc]

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import display, serialization, stats
+from .. import display, serialization
 from ..conf import conf
 from ..exceptions import EncodeError, NotRegistered
 from ..models import Task, Worker
@@ -149,7 +149,7 @@ class WorkerSerializer(serializers.ModelSerializer[Worker]):
         read_only_fields = fields
 
     def get_alive(self, obj: Worker) -> bool:
-        return stats.is_alive(obj)
+        return obj.is_alive()
 
     def get_queues(self, obj: Worker) -> list[str]:
         return [q.strip() for q in obj.queues.split(",") if q.strip()]

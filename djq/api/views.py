@@ -38,7 +38,7 @@ from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from .. import control, stats
+from .. import cluster, control
 from .. import permissions as rules
 from ..conf import conf
 from ..exceptions import EncodeError, TaskNotFinished, TaskNotFound
@@ -332,7 +332,7 @@ class QueueViewSet(DjqAPIMixin, viewsets.ViewSet):
     @document(responses=QueueSerializer)
     def list(self, request: Request) -> Response:
         paginator = SinglePage()
-        rows = paginator.paginate_queryset([q.as_dict() for q in stats.queue_stats(_db())],
+        rows = paginator.paginate_queryset([q.as_dict() for q in cluster.queue_stats(_db())],
                                            request, self) or []
         return paginator.get_paginated_response(QueueSerializer(rows, many=True).data)
 
@@ -343,7 +343,7 @@ class StatsView(DjqAPIMixin, APIView):
 
     @document(responses=StatsSerializer)
     def get(self, request: Request) -> Response:
-        return Response(stats.task_stats(owner=scope_owner(request), using=_db()))
+        return Response(cluster.task_stats(owner=scope_owner(request), using=_db()))
 
 
 class RootView(DjqAPIMixin, APIRootView):

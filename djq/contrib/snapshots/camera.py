@@ -142,17 +142,15 @@ class Camera(Polaroid):
         total, by_worker, by_queue = self.count(task for _, task in state.itertasks())
         db = self._db()
         waiting = {r["queue"]: r for r in (
-            TaskRow.objects.using(db).filter(status=Status.WAITING).values("queue")
+            TaskRow.objects.using(db).waiting().values("queue")
             .annotate(due=Count("id", filter=Q(run_at__lte=now)),
                       later=Count("id", filter=Q(run_at__gt=now))))}
         inflight: dict[tuple[str, str | None, int], int] = {
             (r["queue"], r["worker"], r["status"]): r["n"] for r in (
-                TaskRow.objects.using(db).filter(status__in=[Status.CLAIMED, Status.STARTED])
+                TaskRow.objects.using(db).in_flight()
                 .values("queue", "worker", "status").annotate(n=Count("id")))}
-        since = now - datetime.timedelta(seconds=float(conf.worker_lease))
         online: dict[str, list[str]] = {}
-        for w in WorkerRow.objects.using(db).filter(stopped_at__isnull=True,
-                                                    last_heartbeat__gte=since):
+        for w in WorkerRow.objects.using(db).alive(now):
             online[w.hostname] = [q for q in w.queues.split(",") if q]
 
         def gauge(status: int, queue: str | None = None, worker: str | None = None) -> int:

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
-from djq import broker, control, inspect, states
+from djq import broker, cluster, control, states
 from djq.exceptions import DjqError, NotRegistered, TaskNotFinished, TaskNotFound
 from djq.result import AsyncResult
 from djq.task import Task, registry
@@ -163,8 +163,8 @@ class Command(BaseCommand):
     def emit_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False))
 
-    def need_nodes(self, options: dict[str, Any]) -> list[inspect.Node]:
-        nodes = inspect.nodes()
+    def need_nodes(self, options: dict[str, Any]) -> list[cluster.Node]:
+        nodes = cluster.nodes()
         wanted = [d.strip() for d in (options.get("destination") or "").split(",") if d.strip()]
         if wanted:
             nodes = [n for n in nodes if n.hostname in wanted]
@@ -193,7 +193,7 @@ class Command(BaseCommand):
         """Celery's ``inspect ping``, from the heartbeats: every named worker must hold a
         current lease (its last heartbeat within ``worker_lease`` seconds)."""
         try:
-            nodes = inspect.nodes()
+            nodes = cluster.nodes()
         except DatabaseError as exc:
             raise CommandError(f"Database unavailable: {exc}".splitlines()[0],
                                returncode=EX_UNAVAILABLE) from None
@@ -250,7 +250,7 @@ class Command(BaseCommand):
     # -- purge ---------------------------------------------------------------------------
     def do_purge(self, options: dict[str, Any]) -> None:
         queues = [q.strip() for q in (options["queues"] or "").split(",") if q.strip()] or None
-        names = queues or sorted(inspect.waiting_counts())
+        names = queues or sorted(cluster.waiting_counts())
         if not options["force"]:
             out = sys.stderr if options["json"] else None
             count = len(names)
@@ -309,17 +309,17 @@ class Command(BaseCommand):
         names = [n.hostname for n in nodes]
         replies: dict[str, Any]
         if method == "active":
-            replies = inspect.active(names)
+            replies = cluster.active(names)
         elif method == "reserved":
-            replies = inspect.reserved(names)
+            replies = cluster.reserved(names)
         elif method == "stats":
-            all_stats = inspect.stats()
+            all_stats = cluster.stats()
             replies = {name: all_stats[name] for name in names if name in all_stats}
         elif method == "registered":
-            all_registered = inspect.registered()
+            all_registered = cluster.registered()
             replies = {name: all_registered.get(name, []) for name in names}
         else:  # revoked: every node honours every revoke, as in Celery
-            ids_revoked = inspect.revoked()
+            ids_revoked = cluster.revoked()
             replies = {name: ids_revoked for name in names}
         if options["json"]:
             self.emit_json(replies)
@@ -340,7 +340,7 @@ class Command(BaseCommand):
         self.nodes_footer(len(names))
 
     def inspect_scheduled(self, options: dict[str, Any]) -> None:
-        by_queue = inspect.scheduled()
+        by_queue = cluster.scheduled()
         if options["json"]:
             self.emit_json(by_queue)
             return
@@ -354,7 +354,7 @@ class Command(BaseCommand):
                                   f"{task_line(entry['request'])}")
 
     def inspect_query_task(self, ids: list[str], options: dict[str, Any]) -> None:
-        found, unknown = inspect.query_task(ids)
+        found, unknown = cluster.query_task(ids)
         if options["json"]:
             self.emit_json(found)
         else:
