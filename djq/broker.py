@@ -65,6 +65,7 @@ class Message:
     group_id: uuid.UUID | None = None
     status: int = WAITING  # DEFERRED rows go through enqueue_canvas()
     waiting_on: uuid.UUID | None = None  # a task id or a chord's group id
+    owner: str | None = None  # the API's user (api_owner_scoped); one-row enqueue only
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,9 +175,9 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified)
 _ENQUEUE_ONE = f"""
 WITH ins AS (
     INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
-        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created)
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, owner)
     VALUES (%s, %s, '{states.PENDING}', {WAITING}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-            %s, %s, %s)
+            %s, %s, %s, %s)
     {_ON_CONFLICT}
     RETURNING t.queue
 )
@@ -186,7 +187,8 @@ SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM ins
 
 def _values(m: Message) -> tuple[Any, ...]:
     return (m.id, m.name, m.queue, m.priority, m.args, m.kwargs, m.options, m.retries,
-            m.eta, m.run_at, m.expires, m.parent_id, m.root_id, m.group_id, m.date_created)
+            m.eta, m.run_at, m.expires, m.parent_id, m.root_id, m.group_id, m.date_created,
+            m.owner)
 
 
 def enqueue(messages: Sequence[Message], using: str | None = None) -> int:

@@ -12,8 +12,9 @@ from django.db import connections
 from . import broker, serialization, signals
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
-from .task import Context, registry
-from .trace import exception_to_dict
+from ._state import Context
+from .registry import registry
+from .serialization import exception_to_dict
 
 
 def _signum(sig: str | int) -> int:
