@@ -40,8 +40,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import broker, serialization, signals, states
-from .exceptions import EncodeError
 from ._state import Context
+from .exceptions import EncodeError
 from .publish import publish_one
 from .registry import registry
 from .task import Task

@@ -202,11 +202,12 @@ class _TaskSetup:
         extra.update(parent_id=ctx.after if self.deferred else ctx.parent_id,
                      root_id=ctx.root_id, group_id=group_id)
         task.check_options(extra)
-        self._send: dict[str, Any] = dict(
-            countdown=countdown, eta=eta, expires=opts.get("expires"), queue=opts.get("queue"),
-            priority=opts.get("priority"), link=links or None, link_error=errbacks or None,
-            ignore_result=opts.get("ignore_result"), headers=opts.get("headers"),
-            options=extra)
+        self._send: dict[str, Any] = {
+            "countdown": countdown, "eta": eta, "expires": opts.get("expires"),
+            "queue": opts.get("queue"), "priority": opts.get("priority"),
+            "link": links or None, "link_error": errbacks or None,
+            "ignore_result": opts.get("ignore_result"), "headers": opts.get("headers"),
+            "options": extra}
 
     # Worked out at the first task's row, after its arguments are checked, in the order
     # a single apply_async checks things.

@@ -10,9 +10,9 @@ from typing import Any
 from django.db import connections
 
 from . import broker, serialization, signals
+from ._state import Context
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
-from ._state import Context
 from .registry import registry
 from .serialization import exception_to_dict
 

@@ -8,7 +8,6 @@ import functools
 import inspect
 import logging
 import os
-import random
 import socket
 import threading
 import uuid
@@ -19,20 +18,18 @@ from django.utils import timezone
 
 from . import broker, routes, serialization, states
 from . import options as option_checks
+from ._state import Context as Context  # re-exported: task.request's type
+from ._state import current_request
 from .bulk import send_many
 from .canvas import Signature, xmap, xstarmap
 from .canvas import chunks as chunks_signature
-from ._state import Context as Context  # re-exported: task.request's type
-from ._state import current_request
 from .conf import conf
 from .exceptions import (
-    DuplicateTaskError,
     MaxRetriesExceededError,
-    NotRegistered,
     Retry,
 )
-from .registry import Registry as Registry  # re-exported
 from .publish import Prepared, publish_one
+from .registry import Registry as Registry  # re-exported
 from .registry import registry as registry  # re-exported
 from .result import AsyncResult, EagerResult
 from .serialization import encode_arguments as encode_arguments  # re-exported
@@ -625,13 +622,8 @@ def register_task(task: Task) -> Task:
     return registry.register(task)
 
 
-def unregistered(name: str) -> Task:
-    """A task known only by name: it can be sent, not run here."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        raise NotRegistered(f"Task of kind {name!r} is not registered")
-
-    return Task(run, name=name, typing=False)
+registry.task_class = Task
+unregistered = registry.unregistered  # a task known only by name (djq.registry)
 
 
 def _maybe_uuid(value: Any) -> uuid.UUID | None:

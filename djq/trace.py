@@ -35,7 +35,6 @@ from .exceptions import (
     NotRegistered,
     OutcomeNotRecorded,
     Retry,
-    TaskRevokedError,
 )
 from .registry import registry
 from .serialization import ExceptionInfo as ExceptionInfo  # re-exported
