@@ -30,7 +30,7 @@ class DjqConfig(AppConfig):
         if find_spec("django.tasks") or find_spec("django_tasks"):
             # Workers run tasks of Django's Tasks framework (DjqBackend) by module path.
             from .backends import resolve_django_task
-            from .task import registry
+            from .registry import registry
 
             if resolve_django_task not in registry.resolvers:
                 registry.resolvers.append(resolve_django_task)

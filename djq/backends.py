@@ -16,7 +16,7 @@ A Django task enqueued here is an ordinary djq row, written by the same INSERT a
 - the ``django_task`` message header: the backend alias and ``takes_context``.
 
 A worker meets the module path as an unregistered name and asks the registry's
-resolvers (:class:`djq.task.Registry`); :func:`resolve_django_task`, installed by djq's
+resolvers (:class:`djq.registry.Registry`); :func:`resolve_django_task`, installed by djq's
 AppConfig, imports the path and wraps a Django task in a :class:`DjangoTaskAdapter`.
 djq's tracer stores the outcome like any task's; :meth:`DjqBackend.get_result` reads
 the row back as a ``TaskResult``.

@@ -56,12 +56,12 @@ def send_many(task: Task, calls: Iterable[Any], options: dict[str, Any]) -> list
             checked.append((args, kwargs))
     if not messages:
         return []
-    # The headers are worked out only for a task whose publish signals someone hears.
-    listened = publish_listened(task.name)
-    calls = [Prepared(m, (args, kwargs, {}),
-                      template.headers(m.id, args, kwargs) if listened else None)
-             for m, (args, kwargs) in zip(messages, checked)]
-    publish(calls, lambda: broker.enqueue_fresh(messages, using=using))
+    # The calls and their headers are worked out only for a task whose publish signals
+    # someone hears.
+    published = [Prepared(m, (args, kwargs, {}), template.headers(m.id, args, kwargs))
+                 for m, (args, kwargs) in zip(messages, checked)
+                 ] if publish_listened(task.name) else []
+    publish(published, lambda: broker.enqueue_fresh(messages, using=using))
     return [AsyncResult(str(m.id), task_name=task.name, using=using) for m in messages]
 
 
