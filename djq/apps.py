@@ -11,9 +11,8 @@ class DjqConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import builtins, checks, receivers  # noqa: F401 - register on import
-
-        receivers.connect()
+        # djq's state receivers are connected by djq.signals as it is imported, not here.
+        from . import builtins, checks  # noqa: F401 - register on import
         from .events import receivers as event_receivers
 
         event_receivers.connect_sent()  # task-sent events, with task_send_sent_event
@@ -31,7 +30,7 @@ class DjqConfig(AppConfig):
         if find_spec("django.tasks") or find_spec("django_tasks"):
             # Workers run tasks of Django's Tasks framework (DjqBackend) by module path.
             from .backends import resolve_django_task
-            from .task import registry
+            from .registry import registry
 
             if resolve_django_task not in registry.resolvers:
                 registry.resolvers.append(resolve_django_task)

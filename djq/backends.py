@@ -16,7 +16,7 @@ A Django task enqueued here is an ordinary djq row, written by the same INSERT a
 - the ``django_task`` message header: the backend alias and ``takes_context``.
 
 A worker meets the module path as an unregistered name and asks the registry's
-resolvers (:class:`djq.task.Registry`); :func:`resolve_django_task`, installed by djq's
+resolvers (:class:`djq.registry.Registry`); :func:`resolve_django_task`, installed by djq's
 AppConfig, imports the path and wraps a Django task in a :class:`DjangoTaskAdapter`.
 djq's tracer stores the outcome like any task's; :meth:`DjqBackend.get_result` reads
 the row back as a ``TaskResult``.
@@ -40,8 +40,11 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import broker, serialization, signals, states
+from ._state import Context
 from .exceptions import EncodeError
-from .task import Context, Task, registry
+from .publish import publish_one
+from .registry import registry
+from .task import Task
 
 if TYPE_CHECKING:
     from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
@@ -105,18 +108,10 @@ class DjqBackend(BaseTaskBackend):
             ) from exc
         adapter = adapter_for(task)
         header = {HEADER: {"backend": self.alias, "takes_context": bool(task.takes_context)}}
-        message, headers = adapter._build_message(
-            args, kwargs, None, task.run_after, None, task.queue_name, task.priority, None,
-            None, None, False, header, {},
-        )
-        body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (args, kwargs, {})
-        signals.send(signals.before_task_publish, sender=adapter.name, body=body,
-                     exchange="", routing_key=message.queue, headers=headers,
-                     properties={"priority": message.priority}, declare=[],
-                     retry_policy=None)
-        broker.enqueue([message])
-        signals.send(signals.after_task_publish, sender=adapter.name, body=body,
-                     exchange="", routing_key=message.queue, headers=headers)
+        call = adapter.prepare(args, kwargs, eta=task.run_after, queue=task.queue_name,
+                               priority=task.priority, ignore_result=False, headers=header)
+        publish_one(call)
+        message = call.message
         result: TaskResult[T] = TaskResult(
             task=task, id=str(message.id), status=TaskResultStatus.READY,
             enqueued_at=message.date_created, started_at=None, finished_at=None,

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import broker, signals
-from .canvas_rows import collector_paused
+from . import broker
 from .conf import conf
 from .exceptions import EncodeError
-from .task import encode_arguments
+from .publish import Prepared, collector_paused, publish, publish_listened
+from .result import AsyncResult
+from .serialization import encode_arguments
 
 if TYPE_CHECKING:
     from .task import Task
@@ -29,8 +30,6 @@ _REFUSED = frozenset({"task_id", "parent_id", "root_id", "group_id", "retries", 
 def send_many(task: Task, calls: Iterable[Any], options: dict[str, Any]) -> list[Any]:
     """Send ``calls`` ((args, kwargs) pairs) of ``task`` with the shared ``options``
     (those of ``apply_async``); returns an ``AsyncResult`` per call, in order."""
-    from .result import AsyncResult
-
     shared = sorted(_REFUSED & set(options))
     if shared:
         raise TypeError(f"delay_many() cannot share {', '.join(shared)} among many calls")
@@ -39,20 +38,17 @@ def send_many(task: Task, calls: Iterable[Any], options: dict[str, Any]) -> list
     params = {key: options.pop(key, None) for key in (
         "countdown", "eta", "expires", "queue", "priority", "link", "link_error",
         "ignore_result", "headers")}
-    task._check_options(options)
+    task.check_options(options)
     pairs = [_pair(i, call) for i, call in enumerate(calls)]
     if conf.task_always_eager:
         return [task.apply_async(args, kwargs, **params, **options) for args, kwargs in pairs]
-    template = task._template(
-        params["countdown"], params["eta"], params["expires"], params["queue"],
-        params["priority"], None, params["link"], params["link_error"],
-        params["ignore_result"], params["headers"], options)
+    template = task.call_template(options=options, **params)
     messages: list[broker.Message] = []
     checked: list[tuple[list[Any], dict[str, Any]]] = []
     with collector_paused():
         for i, (args, kwargs) in enumerate(pairs):
             try:
-                args, kwargs = task._checked_call(args, kwargs)
+                args, kwargs = task.checked_arguments(args, kwargs)
                 args_json, kwargs_json = encode_arguments(args, kwargs)
             except (TypeError, ValueError, EncodeError) as exc:
                 raise type(exc)(f"call {i}: {exc}") from exc
@@ -60,21 +56,12 @@ def send_many(task: Task, calls: Iterable[Any], options: dict[str, Any]) -> list
             checked.append((args, kwargs))
     if not messages:
         return []
-    before = signals.before_task_publish.has_listeners(task.name)
-    after = signals.after_task_publish.has_listeners(task.name)
-    published: list[tuple[broker.Message, Any, dict[str, Any]]] = [
-        (m, (args, kwargs, {}), template.headers(m.id, args, kwargs))
-        for m, (args, kwargs) in zip(messages, checked)] if before or after else []
-    if before:
-        for m, body, headers in published:
-            signals.send(signals.before_task_publish, sender=task.name, body=body,
-                         exchange="", routing_key=m.queue, headers=headers,
-                         properties={"priority": m.priority}, declare=[], retry_policy=None)
-    broker.enqueue_fresh(messages, using=using)
-    if after:
-        for m, body, headers in published:
-            signals.send(signals.after_task_publish, sender=task.name, body=body,
-                         exchange="", routing_key=m.queue, headers=headers)
+    # The calls and their headers are worked out only for a task whose publish signals
+    # someone hears.
+    published = [Prepared(m, (args, kwargs, {}), template.headers(m.id, args, kwargs))
+                 for m, (args, kwargs) in zip(messages, checked)
+                 ] if publish_listened(task.name) else []
+    publish(published, lambda: broker.enqueue_fresh(messages, using=using))
     return [AsyncResult(str(m.id), task_name=task.name, using=using) for m in messages]
 
 

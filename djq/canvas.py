@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .options import check_call_options
+from .registry import registry
+from .result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
-    from .result import AsyncResult
     from .task import Task
 
 _S = TypeVar("_S", bound="Signature")
@@ -132,9 +133,7 @@ class Signature(dict):  # type: ignore[type-arg]
         """The task; for a name this process has not registered, a stand-in that can
         still be sent (a worker that knows the name runs it)."""
         if getattr(self, "_type", None) is None:
-            from .task import registry, unregistered
-
-            self._type = registry.get(self.task) or unregistered(self.task)
+            self._type = registry.get(self.task) or registry.unregistered(self.task)
         assert self._type is not None
         return self._type
 
@@ -222,8 +221,6 @@ class Signature(dict):  # type: ignore[type-arg]
                chord: Any = None, root_id: str | None = None, parent_id: str | None = None,
                group_index: int | None = None) -> Any:
         """Fix the task id now (keeping one already fixed) and return its result."""
-        from .result import AsyncResult
-
         opts = self["options"]
         task_id = opts.get("task_id") or _id or str(uuid.uuid4())
         opts["task_id"] = str(task_id)
@@ -232,8 +229,6 @@ class Signature(dict):  # type: ignore[type-arg]
         return AsyncResult(str(task_id), task_name=self.task)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
-        from .result import AsyncResult
-
         return AsyncResult(task_id, task_name=self.task)
 
     # -- composing ----------------------------------------------------------------------
@@ -316,12 +311,10 @@ class _Composite(Signature):
     @property
     def type(self) -> Task:
         # As an errback, a canvas is sent with the failed task's id (one argument).
-        from .task import Task
-
         def run(task_id: Any) -> None:
             raise TypeError(f"{self.task} runs only as a whole: send it")
 
-        return Task(run, name=self.task, typing=False)
+        return registry.stand_in(self.task, run)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
@@ -520,8 +513,6 @@ class group(_Composite):
                chord: Any = None, root_id: str | None = None, parent_id: str | None = None,
                group_index: int | None = None) -> Any:
         """Fix the group id and every task id now; returns the ``GroupResult``."""
-        from .result import GroupResult
-
         opts = self["options"]
         gid = opts.get("task_id") or _id or str(uuid.uuid4())
         opts["task_id"] = str(gid)
@@ -530,8 +521,6 @@ class group(_Composite):
     def apply(self, args: Any = None, kwargs: dict[str, Any] | None = None,
               **options: Any) -> Any:
         """Run every task inline (``task_always_eager``)."""
-        from .result import GroupResult
-
         fargs, fkwargs, _ = self._merge(args, kwargs)
         gid = self["options"].get("task_id") or str(uuid.uuid4())
         return GroupResult(str(gid), [t.clone(fargs, fkwargs).apply() for t in self.tasks])
@@ -677,9 +666,7 @@ def xstarmap(task: Any, it: Iterable[Any], **options: Any) -> Signature:
 
 
 def _task_signature(task: Any) -> Signature:
-    from .task import Task
-
-    sig = task.s() if isinstance(task, Task) else maybe_signature(task)
+    sig = task.s() if registry.is_task(task) else maybe_signature(task)
     if sig is None:
         raise TypeError(f"Expected a task or a signature, not {type(task).__name__}")
     return sig
@@ -744,12 +731,10 @@ subtask = signature
 
 
 def _as_signature(item: Any) -> Signature:
-    if isinstance(item, dict):  # first: the common case, without the import below
+    if isinstance(item, dict):  # first: the common case
         return Signature.from_dict(item)
-    from .task import Task
-
-    if isinstance(item, Task):
-        return item.s()
+    if registry.is_task(item):
+        return item.s()  # type: ignore[no-any-return]
     raise TypeError(f"Not a signature: {item!r}")
 
 

@@ -8,15 +8,14 @@ canvas on by itself (the trigger of migration ``0004_canvas``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import gc
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import broker, serialization, signals
+from . import broker, serialization
+from ._state import current_request
 from .canvas import (
     Signature,
     _as_signature,
@@ -26,13 +25,13 @@ from .canvas import (
     chord,
     group,
 )
+from .conf import conf
+from .publish import Prepared, collector_paused, publish
 from .result import AsyncResult, GroupResult, ResultSet
-from .task import Template, encode_arguments
+from .serialization import encode_arguments
 
 if TYPE_CHECKING:
-    from django.dispatch import Signal
-
-    from .task import Task
+    from .task import Task, Template
 
 # Options that say where a signature stands in a canvas, not how its task runs; and
 # Celery's options for polling a chord (djq does not poll), accepted and ignored.
@@ -63,7 +62,8 @@ class _Row:
     message: broker.Message
     canvas: dict[str, Any]  # the flags of "canvas" in its options, but keep_result
     options: str  # its options without them
-    publish: tuple[str, Any, dict[str, Any]] | None  # (name, body, headers) if WAITING
+    body: tuple[list[Any], dict[str, Any], dict[str, Any]]
+    headers: dict[str, Any] | None  # the publish headers of a WAITING row (None: DEFERRED)
 
 
 def _canvas_options(flags: dict[str, Any], keep_result: bool, options: str) -> str:
@@ -201,16 +201,19 @@ class _TaskSetup:
             "queue", "priority", "expires", "ignore_result", "headers")}
         extra.update(parent_id=ctx.after if self.deferred else ctx.parent_id,
                      root_id=ctx.root_id, group_id=group_id)
-        task._check_options(extra)
-        self._send = (countdown, eta, opts.get("expires"), opts.get("queue"),
-                      opts.get("priority"), None, links or None, errbacks or None,
-                      opts.get("ignore_result"), opts.get("headers"), extra)
+        task.check_options(extra)
+        self._send: dict[str, Any] = {
+            "countdown": countdown, "eta": eta, "expires": opts.get("expires"),
+            "queue": opts.get("queue"), "priority": opts.get("priority"),
+            "link": links or None, "link_error": errbacks or None,
+            "ignore_result": opts.get("ignore_result"), "headers": opts.get("headers"),
+            "options": extra}
 
     # Worked out at the first task's row, after its arguments are checked, in the order
     # a single apply_async checks things.
     @functools.cached_property
     def template(self) -> Template:
-        return self.task._template(*self._send)
+        return self.task.call_template(**self._send)
 
     @functools.cached_property
     def options(self) -> str:
@@ -236,16 +239,14 @@ def _compile_task(sig: Signature, ctx: _Ctx, plan: _Plan,
         args, kwargs = [*ctx.args, *sig["args"]], dict(sig["kwargs"], **ctx.kwargs)
     # A step that gets the previous result is checked with a stand-in for it.
     checked = [None, *args] if setup.deferred and not immutable else args
-    task._checked_call(checked, kwargs)
+    task.checked_arguments(checked, kwargs)
     template = setup.template
     args_json, kwargs_json = encode_arguments(args, kwargs)
     message = template.message(
         task_id, args_json, kwargs_json, options=setup.options, root_id=plan.root(task_id),
         status=broker.DEFERRED if setup.deferred else broker.WAITING, waiting_on=ctx.after)
-    publish: tuple[str, Any, dict[str, Any]] | None = None
-    if not setup.deferred:
-        publish = (task.name, (args, kwargs, {}), template.headers(task_id, args, kwargs))
-    plan.add(_Row(message, setup.flags, template.options_json, publish))
+    headers = None if setup.deferred else template.headers(task_id, args, kwargs)
+    plan.add(_Row(message, setup.flags, template.options_json, (args, kwargs, {}), headers))
     return AsyncResult(str(task_id), task_name=task.name, using=plan.using), [task_id]
 
 
@@ -349,9 +350,6 @@ def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
           options: dict[str, Any]) -> Any:
     """Apply a chain, group or chord: every row and chord counter at once
     (:func:`djq.broker.enqueue_canvas`)."""
-    from .conf import conf
-    from .trace import current_request
-
     if conf.task_always_eager:
         return node.apply(args, kwargs, **options)
     options = dict(options)
@@ -386,37 +384,6 @@ def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
         messages = plan.finalize()
     if not messages:
         return result  # an empty group: nothing to send
-    published = [(r.publish, r.message) for r in plan.rows.values() if r.publish]
-    for (name, body, headers), m in _listened(signals.before_task_publish, published):
-        signals.send(signals.before_task_publish, sender=name, body=body, exchange="",
-                     routing_key=m.queue, headers=headers,
-                     properties={"priority": m.priority}, declare=[], retry_policy=None)
-    broker.enqueue_canvas(messages, plan.chords, using=using)
-    for (name, body, headers), m in _listened(signals.after_task_publish, published):
-        signals.send(signals.after_task_publish, sender=name, body=body, exchange="",
-                     routing_key=m.queue, headers=headers)
+    calls = [Prepared(r.message, r.body, r.headers) for r in plan.rows.values()]
+    publish(calls, lambda: broker.enqueue_canvas(messages, plan.chords, using=using))
     return result
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Compiling a canvas allocates a few containers per task that all live until it is
-    sent: the cyclic garbage collector would scan them over and over and find nothing
-    (a fifth of the time of a 20,000-task group). It is paused for that while only, and
-    turned back on only if it was on, as timeit does."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _listened(signal: Signal, published: list[Any]) -> list[Any]:
-    """The ``published`` ((name, body, headers), message) pairs whose task has receivers
-    of ``signal``: asked once per task name, not once per row (signals.send would skip
-    the others anyway)."""
-    names = {name for (name, _, _), _ in published}
-    listened = {name for name in names if signal.has_listeners(name)}
-    return [p for p in published if p[0][0] in listened] if listened else []

@@ -8,10 +8,11 @@ import uuid
 from typing import Any
 
 from . import broker, serialization, signals
+from ._state import Context
 from .conf import conf
 from .exceptions import TaskNotFinished, TaskNotFound, TaskRevokedError
-from .task import Context, registry
-from .trace import exception_to_dict
+from .registry import registry
+from .serialization import exception_to_dict
 
 
 def _signum(sig: str | int) -> int:

@@ -106,6 +106,10 @@ class LeaseLost(DjqError):
     """This worker was declared dead by the others, and its tasks were recovered."""
 
 
+class OutcomeNotRecorded(DjqError):
+    """No djq state receiver answered the task's signal, so its outcome was not recorded."""
+
+
 class TaskError(DjqError):
     """The task raised an exception."""
 
@@ -117,6 +121,6 @@ class ChordError(DjqError):
 __all__ = [
     "DjqError", "EncodeError", "DecodeError", "NotRegistered", "DuplicateTaskError", "ScheduleError",
     "ImproperlyConfigured", "TaskNotFound", "TaskNotFinished", "Retry", "MaxRetriesExceededError", "SoftTimeLimitExceeded",
-    "TimeLimitExceeded", "TimeoutError", "TaskRevokedError", "WorkerLostError",
+    "TimeLimitExceeded", "TimeoutError", "TaskRevokedError", "WorkerLostError", "OutcomeNotRecorded",
     "TaskError", "ChordError",
 ]

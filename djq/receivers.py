@@ -1,18 +1,27 @@
-"""djq's own signal receivers: they turn task signals into the rows the worker writes."""
+"""djq's own signal receivers: each turns a task signal into the row it ends.
+
+They are connected by :mod:`djq.signals` as it is imported, so they run before any
+user's receiver. Each returns the :class:`~djq.broker.Outcome` it writes as its
+response (None where nothing is stored: a task run inline); the tracer takes it from
+``send()``'s results and the worker writes it (:func:`djq.trace.execute`).
+"""
 
 from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from . import broker, serialization, signals, states
+from . import broker, serialization, states
+from ._state import Context
 from .conf import conf
 from .exceptions import TaskRevokedError
-from .task import Context, Task
-from .trace import ExceptionInfo, exception_to_dict, record
+from .serialization import ExceptionInfo, exception_to_dict
+
+if TYPE_CHECKING:
+    from .task import Task
 
 DISPATCH_PREFIX = "djq.receivers."
 
@@ -28,84 +37,78 @@ def _keeps_result(task: Task, request: Context) -> bool:
     return not (request.ignore_result or task.option("ignore_result"))
 
 
-def on_success(sender: Task, result: Any = None, **kwargs: Any) -> None:
+def on_success(sender: Task, result: Any = None, **kwargs: Any) -> broker.Outcome | None:
     request = sender.request
     if request.is_eager or request.id is None:
-        return
+        return None
     if not _keeps_result(sender, request):
-        record(broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=None,
-                                       traceback=None, date_done=timezone.now(), delete=True))
-        return
+        return broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=None,
+                              traceback=None, date_done=timezone.now(), delete=True)
     encoded = request.result_json
     if encoded is None:
         encoded = serialization.dumps(result)
-    record(broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=encoded,
-                                   traceback=None, date_done=timezone.now()))
+    return broker.Outcome(id=_uuid(request.id), state=states.SUCCESS, result=encoded,
+                          traceback=None, date_done=timezone.now())
 
 
 def on_failure(sender: Task, task_id: Any = None, exception: BaseException | None = None,
-               einfo: ExceptionInfo | None = None, **kwargs: Any) -> None:
+               einfo: ExceptionInfo | None = None, **kwargs: Any) -> broker.Outcome | None:
     request = sender.request
     if request.is_eager or task_id is None:
-        return
+        return None
     keep = _keeps_result(sender, request) or sender.option("store_errors_even_if_ignored")
     assert exception is not None
-    record(broker.Outcome(
+    return broker.Outcome(
         id=_uuid(task_id), state=states.FAILURE,
         result=serialization.dumps(exception_to_dict(exception)),
         traceback=einfo.traceback if einfo else None, date_done=timezone.now(),
         delete=not keep,
-    ))
+    )
 
 
 def on_retry(sender: Task, request: Context | None = None, reason: Any = None,
-             einfo: ExceptionInfo | None = None, **kwargs: Any) -> None:
+             einfo: ExceptionInfo | None = None, **kwargs: Any) -> broker.Outcome | None:
     if request is None or request.is_eager:
-        return
+        return None
     error = getattr(reason, "exc", None) or reason
     eta: datetime.datetime = getattr(reason, "eta", None) or timezone.now()
-    record(broker.Outcome(
+    return broker.Outcome(
         id=_uuid(request.id), state=states.RETRY,
         result=serialization.dumps(exception_to_dict(error)),
         traceback=einfo.traceback if einfo else None, date_done=timezone.now(),
         status=broker.WAITING, retries=int(request.retries) + 1, run_at=eta,
         args=_encoded(getattr(reason, "retry_args", None)),
         kwargs=_encoded(getattr(reason, "retry_kwargs", None)),
-    ))
+    )
 
 
 def _encoded(value: Any) -> str | None:
     return None if value is None else serialization.dumps(value)
 
 
-def on_revoked(sender: Task | None, request: Context | None = None, terminated: bool = False,
-               signum: Any = None, expired: bool = False, **kwargs: Any) -> None:
+def on_revoked(sender: Task | None, request: Context | None = None,
+               terminated: bool = False, signum: Any = None, expired: bool = False,
+               **kwargs: Any) -> broker.Outcome | None:
     if request is None or request.is_eager or request.id is None:
-        return
+        return None
     exc = TaskRevokedError("expired" if expired else ("terminated" if terminated else "revoked"))
-    record(broker.Outcome(
+    return broker.Outcome(
         id=_uuid(request.id), state=states.REVOKED,
         result=serialization.dumps(exception_to_dict(exc)), traceback=None,
         date_done=timezone.now(),
-    ))
+    )
 
 
 def on_unknown(sender: Any = None, name: str | None = None, id: Any = None,
-               exc: BaseException | None = None, **kwargs: Any) -> None:
+               exc: BaseException | None = None, **kwargs: Any) -> broker.Outcome | None:
     if id is None or exc is None:
-        return
-    record(broker.Outcome(
+        return None
+    return broker.Outcome(
         id=_uuid(id), state=states.FAILURE, result=serialization.dumps(exception_to_dict(exc)),
         traceback=ExceptionInfo(exc).traceback, date_done=timezone.now(),
         delete=not (conf.task_store_errors_even_if_ignored or not conf.task_ignore_result),
-    ))
+    )
 
 
-def connect() -> None:
-    """Connect djq's receivers (called once from ``DjqConfig.ready``)."""
-    for signal, receiver in (
-        (signals.task_success, on_success), (signals.task_failure, on_failure),
-        (signals.task_retry, on_retry), (signals.task_revoked, on_revoked),
-        (signals.task_unknown, on_unknown),
-    ):
-        signal.connect(receiver, dispatch_uid=DISPATCH_PREFIX + receiver.__name__, weak=False)
+#: The receivers :mod:`djq.signals` connects, whose responses the tracer keeps.
+STATE_RECEIVERS = frozenset({on_success, on_failure, on_retry, on_revoked, on_unknown})

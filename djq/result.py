@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import datetime
-import importlib
 import time
 import uuid
 from typing import Any
 
 import psycopg
 
-from . import broker, serialization, states
+from . import broker, control, serialization, states
+from ._state import current_request
+from .db import drop_result_listener, open_async_connection, result_listener
 from .exceptions import TaskError, TimeoutError
-
-
-def exception_from_dict(data: Any) -> BaseException:
-    """Rebuild a stored exception: its own type where importable, else a look-alike
-    subclass of :class:`TaskError` with the same name."""
-    if not isinstance(data, dict) or "exc_type" not in data:
-        return TaskError(repr(data))
-    name = str(data.get("exc_type"))
-    module = str(data.get("exc_module") or "builtins")
-    message = data.get("exc_message") or []
-    args = message if isinstance(message, list) else [message]
-    cls: Any = None
-    try:
-        cls = getattr(importlib.import_module(module), name, None)
-    except Exception:  # noqa: BLE001 - an unimportable module is just "not importable"
-        cls = None
-    if isinstance(cls, type) and issubclass(cls, BaseException):
-        try:
-            exc: BaseException = cls(*args)
-        except Exception:  # noqa: BLE001 - a constructor with another signature
-            exc = cls.__new__(cls)
-            exc.args = tuple(args)
-        return exc
-    lookalike = type(name, (TaskError,), {"__module__": module})
-    made: BaseException = lookalike(*args)
-    return made
-
+from .serialization import exception_from_dict
 
 
 def _next_wait(interval: float, deadline: float | None) -> float:
@@ -189,8 +164,6 @@ class AsyncResult:
         again. Raises :class:`djq.exceptions.TimeoutError` after ``timeout`` seconds, and
         the task's own exception when it failed and ``propagate`` is true.
         """
-        from .db import drop_result_listener, result_listener
-        from .trace import current_request
 
         if disable_sync_subtasks and current_request() is not None:
             raise RuntimeError(
@@ -233,7 +206,6 @@ class AsyncResult:
                    interval: float = 0.5) -> Any:
         """:meth:`get` for async callers: waits on the same NOTIFY (a LISTEN connection
         of its own, for the wait) without blocking the event loop."""
-        from .db import open_async_connection
 
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = await open_async_connection(self.using,
@@ -275,7 +247,6 @@ class AsyncResult:
 
     def revoke(self, terminate: bool = False, signal: str = "SIGTERM", **kwargs: Any) -> None:
         """Revoke the task: a task not yet started never runs."""
-        from . import control
 
         control.revoke(self.id, terminate=terminate, signal=signal, using=self.using)
         self._cache = None
@@ -481,7 +452,6 @@ class ResultSet:
                signal: str | None = None, wait: bool = False, timeout: float | None = None,
                **kwargs: Any) -> None:
         """Revoke every task (waiting and deferred ones in one statement)."""
-        from . import control
 
         leaves = [r for r in self._leaves() if not isinstance(r, EagerResult)]
         control.revoke_many([r.id for r in leaves], terminate=terminate,
@@ -516,8 +486,6 @@ class ResultSet:
         With ``callback``, each ``callback(task_id, value)`` is called in order instead
         and an empty list returned.
         """
-        from .db import drop_result_listener, result_listener
-        from .trace import current_request
 
         if disable_sync_subtasks and current_request() is not None:
             raise RuntimeError(

@@ -48,6 +48,7 @@ class Message:
     group_id: uuid.UUID | None = None
     status: int = Status.WAITING  # DEFERRED rows go through broker.enqueue_canvas()
     waiting_on: uuid.UUID | None = None  # a task id or a chord's group id
+    owner: str | None = None  # the API's user (api_owner_scoped); one-row enqueue only
 
     def to_json(self) -> list[Any]:
         """One element of the ``rows_from_json`` parameter (djq/sql/queue.sql)."""
@@ -61,7 +62,7 @@ class Message:
         """The parameters of ``enqueue_one``."""
         return (self.id, self.name, self.queue, self.priority, self.args, self.kwargs,
                 self.options, self.retries, self.eta, self.run_at, self.expires,
-                self.parent_id, self.root_id, self.group_id, self.date_created)
+                self.parent_id, self.root_id, self.group_id, self.date_created, self.owner)
 
     def to_copy(self, state: str) -> tuple[Any, ...]:
         """One row for ``copy_tasks``, in its columns' order."""

@@ -1,6 +1,8 @@
 """JSON on the wire, with Celery's round-trips for datetime, Decimal, UUID and bytes.
 
-Anything else JSON cannot carry raises :class:`EncodeError` at call time.
+Anything else JSON cannot carry raises :class:`EncodeError` at call time. A task's
+exception travels as Celery's dict (:func:`exception_to_dict`, and back with
+:func:`exception_from_dict`), its traceback as :class:`ExceptionInfo` text.
 """
 
 from __future__ import annotations
@@ -8,11 +10,13 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import importlib
 import json
+import traceback as tb_module
 import uuid
 from typing import Any
 
-from .exceptions import DecodeError, EncodeError
+from .exceptions import DecodeError, EncodeError, TaskError
 
 _TYPE = "__type__"
 _VALUE = "__value__"
@@ -84,6 +88,12 @@ def loads(text: str | bytes | None) -> Any:
         raise DecodeError(f"Cannot decode JSON payload: {exc}") from exc
 
 
+def encode_arguments(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """A task's arguments as stored: JSON text, or :class:`EncodeError`."""
+    # No kwargs is the common case, and its text is known.
+    return dumps(args), dumps(kwargs) if kwargs else "{}"
+
+
 def loads_options(text: str | None) -> dict[str, Any]:
     """A stored row's options: a JSON object (empty if there are none); raise
     :class:`DecodeError` for anything else, so one bad row fails alone."""
@@ -93,3 +103,55 @@ def loads_options(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"Task options must be a JSON object, got {type(value).__name__}")
     return value
+
+
+class ExceptionInfo:
+    """An exception with its formatted traceback (Celery's ``einfo``)."""
+
+    def __init__(self, exc: BaseException, tb: Any = None) -> None:
+        self.exception = exc
+        self.type = type(exc)
+        self.tb = tb if tb is not None else exc.__traceback__
+        # PostgreSQL text cannot hold NUL characters; show them escaped.
+        self.traceback = "".join(
+            tb_module.format_exception(type(exc), exc, self.tb)).replace("\x00", "\\x00")
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def exception_to_dict(exc: BaseException) -> dict[str, Any]:
+    """Celery's JSON form of an exception: type, message args and module."""
+    args: Any = list(exc.args)
+    try:
+        dumps(args)
+    except EncodeError:
+        args = [str(exc)]
+    return {"exc_type": type(exc).__name__, "exc_message": args,
+            "exc_module": type(exc).__module__}
+
+
+def exception_from_dict(data: Any) -> BaseException:
+    """Rebuild a stored exception: its own type where importable, else a look-alike
+    subclass of :class:`TaskError` with the same name."""
+    if not isinstance(data, dict) or "exc_type" not in data:
+        return TaskError(repr(data))
+    name = str(data.get("exc_type"))
+    module = str(data.get("exc_module") or "builtins")
+    message = data.get("exc_message") or []
+    args = message if isinstance(message, list) else [message]
+    cls: Any = None
+    try:
+        cls = getattr(importlib.import_module(module), name, None)
+    except Exception:  # noqa: BLE001 - an unimportable module is just "not importable"
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            exc: BaseException = cls(*args)
+        except Exception:  # noqa: BLE001 - a constructor with another signature
+            exc = cls.__new__(cls)
+            exc.args = tuple(args)
+        return exc
+    lookalike = type(name, (TaskError,), {"__module__": module})
+    made: BaseException = lookalike(*args)
+    return made

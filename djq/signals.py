@@ -2,6 +2,11 @@
 
 djq sends every signal with :func:`send`, which is ``send_robust`` plus logging:
 a receiver that raises is logged and never breaks the worker or the caller.
+
+djq's own state receivers (:mod:`djq.receivers`) are connected here, as this module is
+imported: before any user's receiver can be, so they run first, and without waiting for
+``AppConfig.ready()``. Each returns the :class:`~djq.broker.Outcome` of the row it ends;
+the tracer takes it from what :func:`send` returns.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import logging
 from typing import Any
 
 from django.dispatch import Signal
+
+from . import receivers
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +38,28 @@ worker_process_init = Signal()
 worker_process_shutdown = Signal()
 
 
-def send(signal: Signal, sender: Any, **kwargs: Any) -> None:
-    """Send ``signal``; log, never raise, what a receiver raises."""
+# djq's state receivers, first of all (see the module's docstring).
+for _signal, _receiver in (
+    (task_success, receivers.on_success), (task_failure, receivers.on_failure),
+    (task_retry, receivers.on_retry), (task_revoked, receivers.on_revoked),
+    (task_unknown, receivers.on_unknown),
+):
+    _signal.connect(_receiver, dispatch_uid=receivers.DISPATCH_PREFIX + _receiver.__name__,
+                    weak=False)
+
+
+def send(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+    """Send ``signal``; log, never raise, what a receiver raises. Returns Django's
+    ``(receiver, response)`` pairs (a receiver that raised has its exception)."""
     if not signal.has_listeners(sender):
-        return
-    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        return []
+    responses = signal.send_robust(sender=sender, **kwargs)
+    for receiver, response in responses:
         if isinstance(response, Exception):
             logger.error(
                 "Signal receiver %r raised: %r", receiver, response, exc_info=response
             )
+    return responses
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Tasks: the ``@task`` decorator, the :class:`Task` class and the registry of names."""
+"""Tasks: the ``@task`` decorator and the :class:`Task` class (the registry of names is
+:mod:`djq.registry`, ``task.request`` is :class:`djq._state.Context`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import functools
 import inspect
 import logging
 import os
-import random
 import socket
 import threading
 import uuid
@@ -16,90 +16,26 @@ from typing import Any, overload
 
 from django.utils import timezone
 
-from . import broker, routes, serialization, signals, states
+from . import broker, routes, serialization, states
 from . import options as option_checks
-from .canvas import Signature
+from ._state import Context as Context  # re-exported: task.request's type
+from ._state import current_request
+from .bulk import send_many
+from .canvas import Signature, xmap, xstarmap
+from .canvas import chunks as chunks_signature
 from .conf import conf
 from .exceptions import (
-    DuplicateTaskError,
     MaxRetriesExceededError,
-    NotRegistered,
     Retry,
 )
+from .publish import Prepared, publish_one
+from .registry import Registry as Registry  # re-exported
+from .registry import registry as registry  # re-exported
+from .result import AsyncResult, EagerResult
+from .serialization import encode_arguments as encode_arguments  # re-exported
+from .trace import trace_eager
 
 logger = logging.getLogger(__name__)
-
-
-class Registry(dict[str, "Task"]):
-    """Registered tasks by name.
-
-    ``resolvers`` are asked, in order, about a name that is not registered when it is
-    looked up with ``registry[name]`` (as a worker looks up a row's name; ``get`` and
-    ``in`` never ask). A resolver returns a :class:`Task` for the name, which is then
-    registered under it, or None. :mod:`djq.backends` adds one that adapts tasks of
-    Django's Tasks framework by module path. Unresolved names raise NotRegistered.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.resolvers: list[Callable[[str], Task | None]] = []
-        self.resolved: set[str] = set()  # names adapted from elsewhere, not declared by @task
-
-    def __missing__(self, name: str) -> Task:
-        for resolve in self.resolvers:
-            found = resolve(name)
-            if found is not None:
-                self[name] = found
-                self.resolved.add(name)
-                return found
-        raise NotRegistered(f"Task of kind {name!r} is not registered")
-
-    def register(self, task: Task) -> Task:
-        self[task.name] = task
-        return task
-
-
-registry = Registry()
-
-
-class Context:
-    """``task.request``: what the running task knows about its own call."""
-
-    id: str | None = None
-    task: str | None = None
-    args: list[Any] | tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = {}
-    retries: int = 0
-    eta: str | None = None
-    expires: str | None = None
-    hostname: str | None = None
-    delivery_info: dict[str, Any] = {}
-    root_id: str | None = None
-    parent_id: str | None = None
-    group: str | None = None
-    is_eager: bool = False
-    called_directly: bool = True
-    ignore_result: bool = False
-    callbacks: list[dict[str, Any]] | None = None
-    errbacks: list[dict[str, Any]] | None = None
-    headers: dict[str, Any] | None = None
-    timelimit: tuple[float | None, float | None] = (None, None)
-    priority: int | None = None
-    origin: str | None = None
-    result_json: str | None = None  # the return value as stored, set by the tracer
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.__dict__.update(kwargs)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "id", "task", "args", "kwargs", "retries", "eta", "expires", "hostname",
-            "delivery_info", "root_id", "parent_id", "group", "is_eager", "called_directly",
-            "ignore_result",
-        )}
-
-    def __repr__(self) -> str:
-        return f"<Context: {self.as_dict()!r}>"
 
 
 class _RequestStack(threading.local):
@@ -127,20 +63,6 @@ def _to_datetime(value: Any, name: str) -> datetime.datetime | None:
 
 def _seconds(value: Any, name: str) -> float | None:
     return option_checks.seconds(value, name)
-
-
-def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> int:
-    """Celery's ``get_exponential_backoff_interval``: seconds before retry ``retries + 1``."""
-    countdown = min(maximum, factor * (2 ** retries))
-    if full_jitter:
-        countdown = random.randrange(int(countdown) + 1)
-    return max(0, int(countdown))
-
-
-def encode_arguments(args: list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
-    """A task's arguments as stored: JSON text, or :class:`EncodeError`."""
-    # No kwargs is the common case, and its text is known.
-    return serialization.dumps(args), serialization.dumps(kwargs) if kwargs else "{}"
 
 
 class Template:
@@ -177,7 +99,7 @@ class Template:
         self._origin = _origin()
 
     # The parts of the row that can fail to convert are worked out on first use, after
-    # the first call's arguments are encoded, in the order _build_message always did: a
+    # the first call's arguments are encoded, in the order prepare() always has: a
     # call with several faults reports the same one.
     @functools.cached_property
     def options_json(self) -> str:
@@ -192,8 +114,8 @@ class Template:
 
     def message(self, task_id: uuid.UUID, args_json: str, kwargs_json: str, *,
                 options: str | None = None, root_id: uuid.UUID | None = None,
-                status: int = broker.WAITING,
-                waiting_on: uuid.UUID | None = None) -> broker.Message:
+                status: int = broker.WAITING, waiting_on: uuid.UUID | None = None,
+                owner: str | None = None) -> broker.Message:
         """The row of one call. A canvas gives the fields it decides: the options with
         its flags, the canvas's root, and a DEFERRED step's status and what it waits on."""
         options = self.options_json if options is None else options
@@ -203,7 +125,7 @@ class Template:
             args=args_json, kwargs=kwargs_json, options=options, run_at=self.eta or self.now,
             date_created=self.now, eta=self.eta, expires=self.expires, retries=retries,
             parent_id=parent, root_id=root_id or root or task_id, group_id=group,
-            status=status, waiting_on=waiting_on,
+            status=status, waiting_on=waiting_on, owner=owner,
         )
 
     def headers(self, task_id: uuid.UUID, args: list[Any],
@@ -373,6 +295,13 @@ class Task:
                 self.pop_request()
         return self._call_run(args, kwargs)
 
+    def _call_body(self, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
+        """The body as a worker runs it: through ``__call__`` where a base class overrides
+        it (a Celery pattern: wrap every run of its tasks), else ``run()`` directly."""
+        if type(self).__call__ is not Task.__call__:
+            return self(*args, **kwargs)
+        return self._call_run(args, kwargs)
+
     def _call_run(self, args: Iterable[Any], kwargs: dict[str, Any]) -> Any:
         if self.bind:
             return self.run(self, *args, **kwargs)
@@ -396,8 +325,6 @@ class Task:
         those of :meth:`apply_async`, shared by every call. Each call is checked as
         ``delay()`` checks it; returns an ``AsyncResult`` for each, in order. Rows go in by
         ``COPY`` within the caller's transaction, if any (see :mod:`djq.bulk`)."""
-        from .bulk import send_many
-
         return send_many(self, calls, options)
 
     async def adelay(self, *args: Any, **kwargs: Any) -> Any:
@@ -433,59 +360,56 @@ class Task:
         Everything is checked and encoded before anything is stored: a bad option or an
         argument JSON cannot carry raises here and leaves no row behind.
         """
-        from .result import AsyncResult
-
-        message, headers_out = self._build_message(
-            args, kwargs, countdown, eta, expires, queue, priority, task_id, link,
-            link_error, ignore_result, headers, options,
-        )
+        call = self.prepare(
+            args, kwargs, countdown=countdown, eta=eta, expires=expires, queue=queue,
+            priority=priority, task_id=task_id, link=link, link_error=link_error,
+            ignore_result=ignore_result, headers=headers, **options)
         if conf.task_always_eager:
             return self.apply(
-                args, kwargs, task_id=str(message.id), link=link, link_error=link_error,
+                args, kwargs, task_id=str(call.message.id), link=link, link_error=link_error,
                 ignore_result=ignore_result, headers=headers, **options,
             )
         using = options.get("using")
-        body: tuple[list[Any], dict[str, Any], dict[str, Any]] = (
-            list(args or ()), dict(kwargs or {}), {})
-        signals.send(signals.before_task_publish, sender=self.name, body=body,
-                     exchange="", routing_key=message.queue, headers=headers_out,
-                     properties={"priority": message.priority}, declare=[],
-                     retry_policy=None)
-        if broker.enqueue([message], using=using) == 0:
-            raise DuplicateTaskError(
-                f"Task id={message.id} is already waiting or running; not sent again"
-            )
-        signals.send(signals.after_task_publish, sender=self.name, body=body, exchange="",
-                     routing_key=message.queue, headers=headers_out)
-        return AsyncResult(str(message.id), task_name=self.name, using=using)
+        publish_one(call, using=using)
+        return AsyncResult(str(call.message.id), task_name=self.name, using=using)
 
-    def _build_message(
-        self, args: Any, kwargs: dict[str, Any] | None, countdown: Any, eta: Any,
-        expires: Any, queue: str | None, priority: int | None, task_id: Any, link: Any,
-        link_error: Any, ignore_result: bool | None, headers: dict[str, Any] | None,
-        options: dict[str, Any],
-    ) -> tuple[broker.Message, dict[str, Any]]:
-        self._check_options(options)
-        args, kwargs = self._checked_call(args, kwargs)
-        template = self._template(countdown, eta, expires, queue, priority, task_id, link,
-                                  link_error, ignore_result, headers, options, args, kwargs)
+    def prepare(
+        self, args: Any = None, kwargs: dict[str, Any] | None = None, *,
+        countdown: float | None = None, eta: datetime.datetime | None = None,
+        expires: float | datetime.datetime | None = None, queue: str | None = None,
+        priority: int | None = None, task_id: str | uuid.UUID | None = None,
+        link: Signature | list[Signature] | None = None,
+        link_error: Signature | list[Signature] | None = None,
+        ignore_result: bool | None = None, headers: dict[str, Any] | None = None,
+        owner: str | None = None, **options: Any,
+    ) -> Prepared:
+        """Check and encode one call as :meth:`apply_async` sends it, without sending it:
+        its row and its publish headers (send it with :func:`djq.publish.publish_one`).
+        ``owner`` is stored with the row (the REST API's ``api_owner_scoped``)."""
+        self.check_options(options)
+        args, kwargs = self.checked_arguments(args, kwargs)
+        template = self.call_template(
+            countdown=countdown, eta=eta, expires=expires, queue=queue, priority=priority,
+            task_id=task_id, link=link, link_error=link_error, ignore_result=ignore_result,
+            headers=headers, options=options, args=args, kwargs=kwargs)
         tid = template.task_id or uuid.uuid4()
         args_json, kwargs_json = encode_arguments(args, kwargs)
-        message = template.message(tid, args_json, kwargs_json)
-        return message, template.headers(tid, args, kwargs)
+        message = template.message(tid, args_json, kwargs_json, owner=owner)
+        return Prepared(message, (args, kwargs, {}), template.headers(tid, args, kwargs))
 
-    # The steps of _build_message, in the order it checks things (so a call with several
+    # The steps of prepare(), in the order it checks things (so a call with several
     # faults reports the same one): a canvas runs the first and the last per task, and
     # shares one template among the plain members of a group.
     @staticmethod
-    def _check_options(options: dict[str, Any]) -> None:
+    def check_options(options: dict[str, Any]) -> None:
+        """Raise for an option ``apply_async`` does not take, or cannot honour."""
         unknown = set(options) - option_checks.PUBLISH_OPTIONS - _EXTRA_OPTIONS
         if unknown:
             raise TypeError(f"apply_async() got unexpected options: {sorted(unknown)}")
         option_checks.check_publish_options(options)
 
-    def _checked_call(self, args: Any,
-                      kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
+    def checked_arguments(self, args: Any,
+                          kwargs: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
         """The arguments as a list and a dict, once they fit the function."""
         args = list(args) if args is not None else []
         if not isinstance(kwargs or {}, dict):
@@ -495,12 +419,16 @@ class Task:
             self.check_arguments(args, kwargs)
         return args, kwargs
 
-    def _template(
-        self, countdown: Any, eta: Any, expires: Any, queue: str | None,
-        priority: int | None, task_id: Any, link: Any, link_error: Any,
-        ignore_result: bool | None, headers: dict[str, Any] | None,
-        options: dict[str, Any], args: Any = (), kwargs: dict[str, Any] | None = None,
+    def call_template(
+        self, *, countdown: Any = None, eta: Any = None, expires: Any = None,
+        queue: str | None = None, priority: int | None = None, task_id: Any = None,
+        link: Any = None, link_error: Any = None, ignore_result: bool | None = None,
+        headers: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+        args: Any = (), kwargs: dict[str, Any] | None = None,
     ) -> Template:
+        """What calls with these options share (checked, routed, timed): the rows of
+        many calls come from one template (``delay_many``, a group's plain members)."""
+        options = options or {}
         option_checks.check_call_options(options)
         now = timezone.now()
         countdown_s = _seconds(countdown, "countdown")
@@ -545,7 +473,7 @@ class Task:
         root_id = options.get("root_id")
         group_id = options.get("group_id")
         if parent_id is None:
-            current = _current_request()
+            current = current_request()
             if current is not None and current.id:
                 parent_id = current.id
                 root_id = root_id or current.root_id or current.id
@@ -576,8 +504,6 @@ class Task:
               task_id: str | None = None, link: Any = None, link_error: Any = None,
               retries: int = 0, throw: bool | None = None, **options: Any) -> Any:
         """Run the task inline as a worker would, returning an ``EagerResult``."""
-        from .result import EagerResult
-        from .trace import trace_eager
 
         args = list(args or ())
         kwargs = dict(kwargs or {})
@@ -649,8 +575,6 @@ class Task:
 
     # -- conveniences ----------------------------------------------------------------------
     def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
-        from .result import AsyncResult
-
         return AsyncResult(task_id, task_name=self.name, **kwargs)
 
     def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
@@ -661,21 +585,15 @@ class Task:
 
     def map(self, it: Iterable[Any]) -> Signature:
         """One task calling this one with each item of ``it`` (Celery's ``xmap``)."""
-        from .canvas import xmap
-
         return xmap(self.s(), it)
 
     def starmap(self, it: Iterable[Any]) -> Signature:
         """One task calling this one with each argument tuple of ``it``."""
-        from .canvas import xstarmap
-
         return xstarmap(self.s(), it)
 
     def chunks(self, it: Iterable[Any], n: int) -> Signature:
         """``it``'s argument tuples in parts of ``n``, one ``starmap`` task each."""
-        from .canvas import chunks
-
-        return chunks(self.s(), it, n)
+        return chunks_signature(self.s(), it, n)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs)
@@ -704,19 +622,8 @@ def register_task(task: Task) -> Task:
     return registry.register(task)
 
 
-def unregistered(name: str) -> Task:
-    """A task known only by name: it can be sent, not run here."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        raise NotRegistered(f"Task of kind {name!r} is not registered")
-
-    return Task(run, name=name, typing=False)
-
-
-def _current_request() -> Context | None:
-    from .trace import current_request
-
-    return current_request()
+registry.task_class = Task
+unregistered = registry.unregistered  # a task known only by name (djq.registry)
 
 
 def _maybe_uuid(value: Any) -> uuid.UUID | None:

@@ -2,9 +2,10 @@
 
 The outcome is not written here. djq's own receivers of ``task_success``,
 ``task_failure``, ``task_retry``, ``task_revoked`` and ``task_unknown``
-(:mod:`djq.receivers`) turn each signal into a :class:`~djq.broker.Outcome` in a
-per-thread outbox; the worker writes the outbox in batches. A user's receiver of the
-same signal therefore sees exactly what is stored.
+(:mod:`djq.receivers`, connected first by :mod:`djq.signals`) each return the
+:class:`~djq.broker.Outcome` of the row; the tracer takes it from what the signal's
+``send()`` returns, and :func:`execute` hands it to the worker, which writes outcomes in
+batches. A user's receiver of the same signal therefore sees exactly what is stored.
 """
 
 from __future__ import annotations
@@ -14,71 +15,53 @@ import contextlib
 import datetime
 import inspect
 import logging
+import random
 import sys
 import threading
 import time
-import traceback as tb_module
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.dispatch import Signal
 from django.utils import timezone
 
-from . import broker, interrupts, serialization, signals, states
+from . import broker, interrupts, receivers, serialization, signals, states
+from ._state import Context, set_current_request
+from ._state import current_request as current_request  # re-exported
 from .canvas import Signature
-from .exceptions import DecodeError, EncodeError, NotRegistered, Retry, TaskRevokedError
-from .task import Context, Task, exponential_backoff, registry
+from .exceptions import (
+    DecodeError,
+    EncodeError,
+    NotRegistered,
+    OutcomeNotRecorded,
+    Retry,
+)
+from .registry import registry
+from .serialization import ExceptionInfo as ExceptionInfo  # re-exported
+from .serialization import exception_to_dict as exception_to_dict  # re-exported
+
+if TYPE_CHECKING:
+    from .task import Task
 
 logger = logging.getLogger("djq.worker")
 
-_local = threading.local()
+_local = threading.local()  # this thread's event loop, for async def tasks
 
 # Set by the threads and solo pools: task bodies then run where another thread can end
 # them (djq.interrupts).
 interrupts_enabled = False
 
-
-def current_request() -> Context | None:
-    """The request of the task running in this thread, if any (parents of new tasks)."""
-    return getattr(_local, "request", None)
+#: What the tracer collects from djq's state receivers while it runs one task.
+Outcomes = list[broker.Outcome]
 
 
-def record(outcome: broker.Outcome) -> None:
-    """Keep ``outcome`` for the worker to write (only while a worker runs a task here)."""
-    box: list[broker.Outcome] | None = getattr(_local, "outbox", None)
-    if box is not None:
-        box.append(outcome)
-
-
-def take_outbox() -> list[broker.Outcome]:
-    box: list[broker.Outcome] = getattr(_local, "outbox", None) or []
-    _local.outbox = None
-    return box
-
-
-class ExceptionInfo:
-    """An exception with its formatted traceback (Celery's ``einfo``)."""
-
-    def __init__(self, exc: BaseException, tb: Any = None) -> None:
-        self.exception = exc
-        self.type = type(exc)
-        self.tb = tb if tb is not None else exc.__traceback__
-        # PostgreSQL text cannot hold NUL characters; show them escaped.
-        self.traceback = "".join(
-            tb_module.format_exception(type(exc), exc, self.tb)).replace("\x00", "\\x00")
-
-    def __str__(self) -> str:
-        return self.traceback
-
-
-def exception_to_dict(exc: BaseException) -> dict[str, Any]:
-    """Celery's JSON form of an exception: type, message args and module."""
-    args: Any = list(exc.args)
-    try:
-        serialization.dumps(args)
-    except EncodeError:
-        args = [str(exc)]
-    return {"exc_type": type(exc).__name__, "exc_message": args,
-            "exc_module": type(exc).__module__}
+def send_state(outcomes: Outcomes | None, signal: Signal, sender: Any, **kwargs: Any) -> None:
+    """Send a signal that djq's state receivers answer; keep in ``outcomes`` the
+    :class:`~djq.broker.Outcome` they return as their response."""
+    for receiver, response in signals.send(signal, sender=sender, **kwargs):
+        if outcomes is not None and receiver in receivers.STATE_RECEIVERS and isinstance(
+                response, broker.Outcome):
+            outcomes.append(response)
 
 
 def request_from_row(row: dict[str, Any], hostname: str | None) -> Context:
@@ -117,21 +100,21 @@ def claimed_to_dict(c: broker.Claimed) -> dict[str, Any]:
     return c.to_json()
 
 
-def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
+def execute(row: dict[str, Any], hostname: str | None) -> Outcomes:
     """Run a claimed row in this process; return the outcomes to write.
 
     Never raises for anything the task or its data does: an unknown name, a payload that
     does not decode or a task that raises (even SystemExit) ends as a stored FAILURE.
     """
-    _local.outbox = []
+    outcomes: Outcomes = []
     name = row["name"]
     try:
         task = registry[name]
     except NotRegistered as exc:
         logger.error("Received unregistered task of type %r. id=%s", name, row["id"])
-        signals.send(signals.task_unknown, sender=None, name=name, id=row["id"],
-                     message=row, exc=exc)
-        return ensure_outcome(row, exc)
+        send_state(outcomes, signals.task_unknown, sender=None, name=name, id=row["id"],
+                   message=row, exc=exc)
+        return answered(row, outcomes, "task_unknown")
     try:
         request = request_from_row(row, hostname)
     except DecodeError as exc:
@@ -139,50 +122,65 @@ def execute(row: dict[str, Any], hostname: str | None) -> list[broker.Outcome]:
                      name, row["id"], exc)
         request = Context(id=row["id"], task=name, args=[], kwargs={}, retries=row["retries"],
                           called_directly=False, hostname=hostname)
-        _record_failure(task, request, exc)
-        return ensure_outcome(row, exc)
+        _record_failure(task, request, exc, outcomes)
+        return answered(row, outcomes, "task_failure")
     expires = row.get("expires")
     if expires and datetime.datetime.fromisoformat(expires) <= timezone.now():
         logger.info("Discarding expired task %s[%s] (expired at %s)", name, row["id"], expires)
         _push(task, request)
         try:
-            signals.send(signals.task_revoked, sender=task, request=request, terminated=False,
-                         signum=None, expired=True)
+            send_state(outcomes, signals.task_revoked, sender=task, request=request,
+                       terminated=False, signum=None, expired=True)
         finally:
             _pop(task)
-        return ensure_outcome(row, TaskRevokedError("expired"), state=states.REVOKED)
-    trace_task(task, request)
-    return ensure_outcome(row, None)
+        return answered(row, outcomes, "task_revoked")
+    state, _, _ = trace_task(task, request, outcomes)
+    return answered(row, outcomes, _STATE_SIGNALS.get(state, "its state signal"))
 
 
-def ensure_outcome(row: dict[str, Any], exc: BaseException | None,
-                   state: str = states.FAILURE) -> list[broker.Outcome]:
-    """The outcomes recorded for ``row``, or one that ends it with ``exc``."""
-    # Safety net: if a receiver was disconnected or failed, the row must still end.
-    box = take_outbox()
-    if box:
-        return box
-    error = exc or RuntimeError("The task ended without an outcome being recorded")
+_STATE_SIGNALS = {states.SUCCESS: "task_success", states.FAILURE: "task_failure",
+                  states.RETRY: "task_retry", states.REVOKED: "task_revoked"}
+
+
+def answered(row: dict[str, Any], outcomes: Outcomes, signal: str) -> Outcomes:
+    """``outcomes``, which djq's state receivers filled; if none answered ``signal`` (one
+    was disconnected, or raised), the row ends FAILURE with :class:`OutcomeNotRecorded`,
+    logged as an error: a row is never left running."""
+    if outcomes:
+        return outcomes
+    error = OutcomeNotRecorded(
+        f"Task id={row['id']} name={row['name']}: no djq state receiver answered "
+        f"{signal} (djq.receivers disconnected, or it raised)")
+    logger.error("%s", error)
+    return failed_outcome(row, error)
+
+
+def failed_outcome(row: dict[str, Any], exc: BaseException,
+                   state: str = states.FAILURE) -> Outcomes:
+    """The outcome that ends ``row`` with ``exc`` (the pools use it for an interrupt
+    that fired after the body ended)."""
     return [broker.Outcome(
         id=uuid.UUID(row["id"]), state=state,
-        result=serialization.dumps(exception_to_dict(error)),
-        traceback=ExceptionInfo(error).traceback, date_done=timezone.now(),
+        result=serialization.dumps(exception_to_dict(exc)),
+        traceback=ExceptionInfo(exc).traceback, date_done=timezone.now(),
     )]
 
 
 def _push(task: Task, request: Context) -> None:
     task.push_request(**request.__dict__)
-    _local.request = task.request
+    set_current_request(task.request)
 
 
 def _pop(task: Task) -> None:
     task.pop_request()
-    _local.request = None
+    set_current_request(None)
 
 
-def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
+def trace_task(task: Task, request: Context,
+               outcomes: Outcomes | None = None) -> tuple[str, Any, str | None]:
     """Run ``task`` under ``request``; send its signals and call its handlers, in
-    Celery's order; return (state, value, traceback)."""
+    Celery's order; return (state, value, traceback). The outcome djq's state receivers
+    return goes into ``outcomes``."""
     _push(task, request)
     started = time.monotonic()
     task_id = request.id
@@ -198,18 +196,18 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
                 task.before_start(task_id, args, kwargs)  # type: ignore[arg-type]
                 retval = _run_with_autoretry(task, args, kwargs)
         except Retry as exc:
-            state, retval, tb = _on_retry(task, request, exc)
+            state, retval, tb = _on_retry(task, request, exc, outcomes)
         except interrupts.Terminated as exc:
-            state, retval, tb = _on_terminated(task, request, exc)
+            state, retval, tb = _on_terminated(task, request, exc, outcomes)
         except BaseException as exc:  # noqa: BLE001 - a task's exception is data
-            einfo = _record_failure(task, request, exc)
+            einfo = _record_failure(task, request, exc, outcomes)
             state, retval, tb = states.FAILURE, exc, einfo.traceback
         else:
             try:
                 request.result_json = (None if request.is_eager
                                         else serialization.dumps(retval))
             except EncodeError as exc:
-                einfo = _record_failure(task, request, exc)
+                einfo = _record_failure(task, request, exc, outcomes)
                 state, retval, tb = states.FAILURE, exc, einfo.traceback
             else:
                 _apply_callbacks(request, retval)
@@ -218,7 +216,7 @@ def trace_task(task: Task, request: Context) -> tuple[str, Any, str | None]:
                 if not request.is_eager:
                     logger.info("Task %s[%s] succeeded in %.6fs: %r", _shown(task, request), task_id,
                                 runtime, retval)
-                signals.send(signals.task_success, sender=task, result=retval)
+                send_state(outcomes, signals.task_success, sender=task, result=retval)
         if state != states.RETRY:  # as in Celery: not for an attempt that retries
             _handler(task, "after_return", state, retval, task_id, args, kwargs, einfo)
         signals.send(signals.task_postrun, sender=task, task_id=task_id, task=task,
@@ -235,13 +233,13 @@ def _interruptible(request: Context) -> Any:
     return contextlib.nullcontext()
 
 
-def _on_terminated(task: Task, request: Context,
-                   exc: interrupts.Terminated) -> tuple[str, Any, str | None]:
+def _on_terminated(task: Task, request: Context, exc: interrupts.Terminated,
+                   outcomes: Outcomes | None) -> tuple[str, Any, str | None]:
     """``revoke(terminate=True)`` reached the task in its thread: it ends REVOKED."""
     logger.warning("Task %s[%s] terminated (signal %s)", _shown(task, request), request.id,
                    exc.signum)
-    signals.send(signals.task_revoked, sender=task, request=request, terminated=True,
-                 signum=exc.signum, expired=False)
+    send_state(outcomes, signals.task_revoked, sender=task, request=request,
+               terminated=True, signum=exc.signum, expired=False)
     return states.REVOKED, exc, None
 
 
@@ -259,12 +257,7 @@ def _handler(task: Task, name: str, *args: Any) -> None:
 
 
 def _body(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
-    # A base class that overrides __call__ (a Celery pattern: wrap every run of its
-    # tasks) is called as Celery calls it; otherwise run() directly.
-    if type(task).__call__ is not Task.__call__:
-        value = task(*args, **kwargs)
-    else:
-        value = task._call_run(args, kwargs)
+    value = task._call_body(args, kwargs)
     if inspect.iscoroutine(value):  # an ``async def`` task
         return run_coroutine(value)
     return value
@@ -292,6 +285,15 @@ def run_coroutine(coro: Any) -> Any:
         raise
 
 
+def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> int:
+    """Celery's ``get_exponential_backoff_interval``: seconds before retry ``retries + 1``."""
+    countdown = min(maximum, factor * (2 ** retries))
+    if full_jitter:
+        countdown = random.randrange(int(countdown) + 1)
+    return max(0, int(countdown))
+
+
+
 def _run_with_autoretry(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
     if not task.autoretry_for:
         return _body(task, args, kwargs)
@@ -311,18 +313,21 @@ def _run_with_autoretry(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
         raise task.retry(exc=exc, **retry_kwargs) from exc
 
 
-def _on_retry(task: Task, request: Context, exc: Retry) -> tuple[str, Any, str | None]:
+def _on_retry(task: Task, request: Context, exc: Retry,
+              outcomes: Outcomes | None) -> tuple[str, Any, str | None]:
     eager = getattr(exc, "eager_result", None)
     if eager is not None:
         return eager.state, eager.result, eager.traceback
     einfo = ExceptionInfo(exc)
     _handler(task, "on_retry", exc.exc, request.id, request.args, request.kwargs, einfo)
     logger.info("Task %s[%s] retry: %s", _shown(task, request), request.id, exc)
-    signals.send(signals.task_retry, sender=task, request=request, reason=exc, einfo=einfo)
+    send_state(outcomes, signals.task_retry, sender=task, request=request, reason=exc,
+               einfo=einfo)
     return states.RETRY, exc, einfo.traceback
 
 
-def _record_failure(task: Task, request: Context, exc: BaseException) -> ExceptionInfo:
+def _record_failure(task: Task, request: Context, exc: BaseException,
+                    outcomes: Outcomes | None) -> ExceptionInfo:
     einfo = ExceptionInfo(exc, sys.exc_info()[2] if sys.exc_info()[1] is exc else None)
     if request.is_eager:
         pass
@@ -333,8 +338,9 @@ def _record_failure(task: Task, request: Context, exc: BaseException) -> Excepti
         logger.error("Task %s[%s] raised unexpected: %r", _shown(task, request), request.id, exc,
                      exc_info=(type(exc), exc, einfo.tb))
     _handler(task, "on_failure", exc, request.id, request.args, request.kwargs, einfo)
-    signals.send(signals.task_failure, sender=task, task_id=request.id, exception=exc,
-                 args=request.args, kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo)
+    send_state(outcomes, signals.task_failure, sender=task, task_id=request.id,
+               exception=exc, args=request.args, kwargs=request.kwargs, traceback=einfo.tb,
+               einfo=einfo)
     _call_errbacks(request, exc, einfo)
     return einfo
 

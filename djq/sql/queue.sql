@@ -46,9 +46,9 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM notified)
 -- name: enqueue_one
 WITH ins AS (
     INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
-        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created)
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, owner)
     VALUES (%s, %s, '{states.PENDING}', {WAITING}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-            %s, %s, %s)
+            %s, %s, %s, %s)
     {query:requeue_finished}
     RETURNING t.queue
 )

@@ -35,7 +35,7 @@ from .. import broker, interrupts, signals, trace
 from ..db import open_connection
 from ..events import dispatcher as events
 from ..exceptions import SoftTimeLimitExceeded
-from ..trace import ensure_outcome, execute
+from ..trace import execute, failed_outcome
 
 logger = logging.getLogger("djq.worker")
 
@@ -121,7 +121,7 @@ class ThreadPool:
                     if not isinstance(exc, interrupts.Interrupt):
                         raise
                     interrupts.leave()
-                    outcomes = ensure_outcome(row, exc)
+                    outcomes = failed_outcome(row, exc)
             finally:
                 _after_task()
             with self.lock:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from djq import broker, states
+from djq import broker, signals, states
 from djq.models import Task
 from tests.api.conftest import API
 from tests.rows import ALL_DJQ_PERMISSIONS, grant, make_task
@@ -363,3 +363,23 @@ def test_enqueue_then_follow_progress_to_the_end(start_worker: Callable[..., Any
     assert outcome["outcome"] == "terminating"
     wait_for(lambda: api.get(long_url).json()["state"] == "REVOKED", timeout=20,
              message="the long task to be revoked")
+
+
+def test_enqueue_writes_the_owner_in_the_insert(staff_api: APIClient,
+                                                allow: Callable[..., None]) -> None:
+    """The owner is in the row as soon as it exists (issue 13): a receiver of
+    ``after_task_publish`` already reads it."""
+    allow(ADD)
+    seen: list[Any] = []
+
+    def after(sender: Any = None, headers: Any = None, **kwargs: Any) -> None:
+        seen.append(Task.objects.get(pk=headers["id"]).owner)
+
+    signals.after_task_publish.connect(after, dispatch_uid="tests.api.owner", weak=False)
+    try:
+        response = staff_api.post(f"{API}tasks/", {"name": ADD, "args": [2, 3]},
+                                  format="json")
+    finally:
+        signals.after_task_publish.disconnect(dispatch_uid="tests.api.owner")
+    assert response.status_code == 201, response.content
+    assert seen == [str(staff_api.user.pk)]  # type: ignore[attr-defined]
