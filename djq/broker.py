@@ -65,6 +65,7 @@ class Message:
     group_id: uuid.UUID | None = None
     status: int = WAITING  # DEFERRED rows go through enqueue_canvas()
     waiting_on: uuid.UUID | None = None  # a task id or a chord's group id
+    canvas: str | None = None  # a canvas row's flags (JSON), read by the canvas trigger
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ SELECT (e->>0)::uuid AS id, e->>1 AS name, e->>2 AS queue, (e->>3)::int AS prior
     (e->>8)::timestamptz AS eta, (e->>9)::timestamptz AS run_at,
     (e->>10)::timestamptz AS expires, (e->>11)::uuid AS parent_id, (e->>12)::uuid AS root_id,
     (e->>13)::uuid AS group_id, (e->>14)::timestamptz AS date_created,
-    (e->>15)::smallint AS status, (e->>16)::uuid AS waiting_on
+    (e->>15)::smallint AS status, (e->>16)::uuid AS waiting_on, (e->>17)::jsonb AS canvas
 FROM json_array_elements(%s::json) AS e
 """
 
@@ -134,7 +135,7 @@ def _rows_json(messages: Sequence[Message]) -> str:
         [str(m.id), m.name, m.queue, m.priority, m.args, m.kwargs, m.options, m.retries,
          iso(m.eta), m.run_at.isoformat(), iso(m.expires), text(m.parent_id),
          text(m.root_id), text(m.group_id), m.date_created.isoformat(), m.status,
-         text(m.waiting_on)]
+         text(m.waiting_on), m.canvas]
         for m in messages
     ])
 
@@ -1072,10 +1073,11 @@ _INSERT_CHORDS = """
 _ENQUEUE_CANVAS = f"""
 WITH ins AS (
     INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
-        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on)
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on,
+        canvas)
     SELECT v.id, v.name, '{states.PENDING}', v.status, v.queue, v.priority, v.args, v.kwargs,
         v.options, v.retries, v.eta, v.run_at, v.expires, v.parent_id, v.root_id, v.group_id,
-        v.date_created, v.waiting_on
+        v.date_created, v.waiting_on, v.canvas
     FROM ({_ROWS_FROM_JSON}) AS v
     RETURNING t.queue, t.status
 ), chords AS ({_INSERT_CHORDS}), notified AS (
@@ -1095,7 +1097,8 @@ _COPY_MIN_ROWS = 32
 
 _COPY_TASKS = """
 COPY djq_task (id, name, state, status, queue, priority, args, kwargs, options, retries,
-    eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on) FROM STDIN
+    eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on, canvas)
+    FROM STDIN
 """
 
 _AFTER_COPY = f"""
@@ -1154,7 +1157,7 @@ def enqueue_canvas(messages: Sequence[Message], chords: Sequence[ChordRow] = (),
                             m.id, m.name, states.PENDING, m.status, m.queue, m.priority,
                             m.args, m.kwargs, m.options, m.retries, m.eta, m.run_at,
                             m.expires, m.parent_id, m.root_id, m.group_id, m.date_created,
-                            m.waiting_on))
+                            m.waiting_on, m.canvas))
                 queues = sorted({m.queue for m in messages if m.status == WAITING})
                 cursor.execute(_AFTER_COPY, [chord_json, queues])
             return len(messages)

@@ -3,7 +3,8 @@
 Every id is fixed up front. The tasks that can run at once are WAITING; the others are
 DEFERRED, ``waiting_on`` the task (a chain's previous step) or the chord (its group id)
 they follow, and chords get their counter (``djq_chord``). PostgreSQL then moves the
-canvas on by itself (the trigger of migration ``0004_canvas``).
+canvas on by itself (the trigger ``djq/sql/functions/djq_canvas_v2.sql``, which reads each
+row's flags from its ``canvas`` column).
 """
 
 from __future__ import annotations
@@ -61,15 +62,14 @@ class _Ctx:
 @dataclasses.dataclass(slots=True)
 class _Row:
     message: broker.Message
-    canvas: dict[str, Any]  # the flags of "canvas" in its options, but keep_result
-    options: str  # its options without them
+    options: str  # its options, as written when nothing waits on it
     publish: tuple[str, Any, dict[str, Any]] | None  # (name, body, headers) if WAITING
 
 
-def _canvas_options(flags: dict[str, Any], keep_result: bool, options: str) -> str:
-    """A canvas row's options: its own, after the flags the trigger reads ("canvas" first,
-    so the trigger reads them as text: see 0004_canvas)."""
-    head = '{"canvas":' + serialization.dumps(dict(flags, keep_result=keep_result))
+def _result_kept(options: str) -> str:
+    """The options of a row that a chain step or a chord waits on: the worker keeps its
+    result for them, even an ignored one (djq.receivers reads "canvas")."""
+    head = '{"canvas":{"keep_result":true}'
     return head + ("}" if options.strip() == "{}" else "," + options.strip()[1:])
 
 
@@ -118,8 +118,7 @@ class _Plan:
         waited.update(m for c in self.chords for m in c.members)
         for task_id in waited.intersection(self.rows):
             row = self.rows[task_id]
-            row.message = dataclasses.replace(
-                row.message, options=_canvas_options(row.canvas, True, row.options))
+            row.message = dataclasses.replace(row.message, options=_result_kept(row.options))
         return [r.message for r in self.rows.values()]
 
 
@@ -213,8 +212,9 @@ class _TaskSetup:
         return self.task._template(*self._send)
 
     @functools.cached_property
-    def options(self) -> str:
-        return _canvas_options(self.flags, False, self.template.options_json)
+    def canvas(self) -> str:
+        """The flags the trigger reads, for the row's ``canvas`` column."""
+        return serialization.dumps(self.flags)
 
 
 def _compile_task(sig: Signature, ctx: _Ctx, plan: _Plan,
@@ -240,12 +240,13 @@ def _compile_task(sig: Signature, ctx: _Ctx, plan: _Plan,
     template = setup.template
     args_json, kwargs_json = encode_arguments(args, kwargs)
     message = template.message(
-        task_id, args_json, kwargs_json, options=setup.options, root_id=plan.root(task_id),
-        status=broker.DEFERRED if setup.deferred else broker.WAITING, waiting_on=ctx.after)
+        task_id, args_json, kwargs_json, root_id=plan.root(task_id),
+        status=broker.DEFERRED if setup.deferred else broker.WAITING, waiting_on=ctx.after,
+        canvas=setup.canvas)
     publish: tuple[str, Any, dict[str, Any]] | None = None
     if not setup.deferred:
         publish = (task.name, (args, kwargs, {}), template.headers(task_id, args, kwargs))
-    plan.add(_Row(message, setup.flags, template.options_json, publish))
+    plan.add(_Row(message, template.options_json, publish))
     return AsyncResult(str(task_id), task_name=task.name, using=plan.using), [task_id]
 
 

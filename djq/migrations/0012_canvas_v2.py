@@ -1,0 +1,72 @@
+# Canvas flags get a column of their own (djq_task.canvas), and the canvas trigger becomes
+# version 2 (djq/sql/functions/djq_canvas_v2.sql), which reads it.
+#
+# Rolling upgrade: the trigger fires on a row's change whoever writes it, so rows that a
+# worker not yet upgraded ends move on through version 2 as well; rows written by code not
+# yet upgraded (flags in their options only) are still read by version 2. Nothing but the
+# trigger ever called version 1's functions, so those are dropped (the helpers version 2
+# shares stay); unapplying this migration creates version 1 again and binds it back.
+
+import importlib
+
+from django.db import migrations, models
+
+from djq import sql
+
+# Rows in flight keep their flags: read from the options prefix of version 1.
+BACKFILL = """
+UPDATE djq_task SET canvas = djq_canvas_flags_v2(NULL, options)
+WHERE status <> 3 AND canvas IS NULL AND starts_with(options, '{"canvas":{"immutable":')
+"""
+
+DROP_V1 = """
+DROP FUNCTION IF EXISTS djq_task_ended_statement();
+DROP FUNCTION IF EXISTS djq_task_ended();
+DROP FUNCTION IF EXISTS djq_canvas_advance(uuid, uuid, boolean, text, text);
+DROP FUNCTION IF EXISTS djq_chord_count(uuid, uuid[]);
+DROP FUNCTION IF EXISTS djq_canvas_fail(uuid, text, text);
+DROP FUNCTION IF EXISTS djq_canvas_start(uuid, text);
+"""
+
+DROP_V2 = """
+DROP TRIGGER IF EXISTS djq_task_dropped_statement_v2 ON djq_task;
+DROP TRIGGER IF EXISTS djq_task_ended_statement_v2 ON djq_task;
+DROP TRIGGER IF EXISTS djq_task_dropped_v2 ON djq_task;
+DROP TRIGGER IF EXISTS djq_task_ended_v2 ON djq_task;
+DROP FUNCTION IF EXISTS djq_task_ended_statement_v2();
+DROP FUNCTION IF EXISTS djq_task_ended_v2();
+DROP FUNCTION IF EXISTS djq_canvas_advance_v2(uuid, uuid, boolean, text, text);
+DROP FUNCTION IF EXISTS djq_chord_count_v2(uuid, uuid[]);
+DROP FUNCTION IF EXISTS djq_canvas_fail_v2(uuid, text, text);
+DROP FUNCTION IF EXISTS djq_canvas_start_v2(uuid, text);
+DROP FUNCTION IF EXISTS djq_canvas_flags_v2(jsonb, text);
+"""
+
+
+def _v1() -> str:
+    """Version 1's text, as migration 0004 created it."""
+    try:
+        return sql.function("djq_canvas_v1")
+    except KeyError:
+        return str(importlib.import_module("djq.migrations.0004_canvas").CANVAS_SQL)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("djq", "0010_worker_counters"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="task",
+            name="canvas",
+            field=models.JSONField(
+                blank=True, null=True,
+                help_text="A canvas row's flags, read by the canvas trigger: immutable, "
+                          "countdown, on_error"),
+        ),
+        migrations.RunSQL(sql=sql.function("djq_canvas_v2") + DROP_V1,
+                          reverse_sql=DROP_V2 + _v1()),
+        migrations.RunSQL(sql=BACKFILL, reverse_sql=migrations.RunSQL.noop),
+    ]
