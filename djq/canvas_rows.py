@@ -28,7 +28,7 @@ from .canvas import (
     group,
 )
 from .result import AsyncResult, GroupResult, ResultSet
-from .task import Template, encode_arguments
+from .task import Template, encode_arguments, registry
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
@@ -114,7 +114,8 @@ class _Plan:
     def finalize(self) -> list[broker.Message]:
         """The rows as sent. Rows are written as if nothing waited on them: the ones a
         chain step or a chord waits on keep their result for it."""
-        waited = {m.waiting_on for r in self.rows.values() if (m := r.message).waiting_on}
+        waited = {m.waiting_on for r in self.rows.values()
+                  if (m := r.message).waiting_on and m.canvas != _ON_ERROR}
         waited.update(m for c in self.chords for m in c.members)
         for task_id in waited.intersection(self.rows):
             row = self.rows[task_id]
@@ -342,8 +343,31 @@ def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UU
         firsts = [i for i, r in plan.rows.items() if r.message.waiting_on == gid]
         plan.chords.append(broker.ChordRow(gid, tuple(members),
                                            firsts[0] if len(firsts) == 1 else None))
+        for callback_id in firsts:
+            _add_chord_errbacks(plan, plan.rows[callback_id])
     _attach_parent(result, header_result)
     return result, exits
+
+
+# The flags of an errback row: it starts only if the row it waits on fails without
+# running, and takes no argument from it (see djq_canvas_v2.sql).
+_ON_ERROR = '{"immutable":true,"on_error":true}'
+
+
+def _add_chord_errbacks(plan: _Plan, callback: _Row) -> None:
+    """As in Celery, a chord callback that fails with ChordError (a member failed) has
+    its errbacks called, although it never runs: a ``djq.chord_errbacks`` row waits on it
+    for that, and the trigger starts it then only (and drops it otherwise)."""
+    if '"link_error"' not in callback.options:
+        return
+    m = callback.message
+    task = registry["djq.chord_errbacks"]
+    template = task._template(None, None, None, m.queue, m.priority, None, None, None, True,
+                              None, {"parent_id": m.id, "root_id": m.root_id})
+    args_json, kwargs_json = encode_arguments([str(m.id)], {})
+    plan.add(_Row(template.message(uuid.uuid4(), args_json, kwargs_json, root_id=m.root_id,
+                                   status=broker.DEFERRED, waiting_on=m.id,
+                                   canvas=_ON_ERROR), template.options_json, None))
 
 
 def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
