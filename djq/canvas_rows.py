@@ -316,6 +316,34 @@ def _compile_chain(c: chain, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UUI
     return result, exits
 
 
+def _one_result_per_chain(header: group) -> group:
+    """As in Celery, a chain in a chord's header gives the chord one result, also when it
+    ends in a group (the list of that group's results; a group nested in the header
+    directly is one group with it). Such a chain's group becomes a chord of its own,
+    whose callback (``celery.accumulate``) returns that list."""
+    tasks = header.tasks
+    members = [_one_result(m) for m in tasks]
+    if all(a is b for a, b in zip(members, tasks)):
+        return header
+    header = header.clone()  # type: ignore[assignment]
+    header["kwargs"]["tasks"] = members
+    return header
+
+
+def _one_result(member: Signature) -> Signature:
+    if isinstance(member, group):
+        return _one_result_per_chain(member)
+    if not isinstance(member, chain) or not member.tasks:
+        return member
+    *steps, last = member.tasks
+    if not isinstance(last, group):
+        return member
+    sig = member.clone()
+    sig["kwargs"]["tasks"] = [
+        *steps, chord(last, Signature("celery.accumulate", kwargs={"index": 0}))]
+    return sig
+
+
 def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UUID]]:
     own, placement = _split(ch.options)
     body = ch.body
@@ -328,7 +356,8 @@ def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UU
     header_ctx = dataclasses.replace(
         ctx, args=args, kwargs=kwargs, immutable=immutable, group_id=None, link=(),
         options=options, schedule=dict(_schedule(placement), **ctx.schedule))
-    header_result, members = _compile_group(ch.header, header_ctx, plan)
+    header_result, members = _compile_group(_one_result_per_chain(ch.header), header_ctx,
+                                             plan)
     gid = uuid.UUID(header_result.id)
     after: uuid.UUID | None = gid if members else None
     body_ctx = _Ctx(

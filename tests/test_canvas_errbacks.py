@@ -90,3 +90,25 @@ def test_a_failed_chain_step_calls_its_own_errbacks_not_those_of_later_steps(
              message="the chain's errback")
     assert errbacks("errback_one") == [sent.parent.id]  # once, for the step that failed
     assert errbacks("errback_three") == []
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@DB
+def test_a_group_at_the_end_of_a_chain_in_a_chord_header_gives_one_result(
+        worker: Any) -> None:
+    # Celery (t/integration test_nested_chord_group_chain_group_tail): the chain keeps
+    # its group's results together, [[42, 42]], where djq used to give [42, 42].
+    tail = chain(t.identity.s(42), group(t.identity.s(), t.identity.s()))
+    result = chord(group(tail), t.identity.s()).apply_async()
+    assert result.get(timeout=15) == [[42, 42]]
+    # beside other members, and as the header of a chain's chord (group | task)
+    mixed = [t.add.si(1, 1), chain(t.add.s(4, 4), group(t.mul.s(1), t.mul.s(2)))]
+    assert chord(mixed, t.identity.s()).apply_async().get(timeout=15) == [2, [8, 16]]
+    result = (group(mixed) | t.identity.s()).apply_async()
+    assert result.get(timeout=15) == [2, [8, 16]]
+    assert result.parent.get(timeout=5) == [2, [8, 16]]
+    # a group nested in the header directly is still one group with it, as in Celery
+    flat = chord([t.add.si(1, 1), group(t.add.si(2, 2), t.add.si(3, 3))], t.identity.s())
+    assert flat.apply_async().get(timeout=15) == [2, 4, 6]
