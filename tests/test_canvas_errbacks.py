@@ -42,24 +42,21 @@ def both(sig: Any) -> Any:
 
 @DB
 def test_a_chord_callback_that_fails_with_chord_error_calls_its_errbacks(worker: Any) -> None:
-    result = chord([t.add.s(1, 1), t.fail.si("member")], both(t.tsum.s())).apply_async()
-    with pytest.raises(ChordError):
-        result.get(timeout=15)
-    wait_for(lambda: len(errbacks("errback_one")) == 1 and len(errbacks("errback_three")) == 1
-             and settled(), 15, message="the callback's errbacks")
-    assert errbacks("errback_one") == [result.id]
-    assert errbacks("errback_three") == [f"{result.id}|ChordError"]
-    assert Task.objects.get(id=result.id).date_started is None  # it never ran
-
-    # A step after a group is a chord's callback too (group | task -> chord).
-    SideEffect.objects.all().delete()
-    result = chain(group(t.fail.si("member"), t.add.s(1, 1)), both(t.tsum.s())).apply_async()
-    with pytest.raises(ChordError):
-        result.get(timeout=15)
-    wait_for(lambda: len(errbacks("errback_one")) == 1 and len(errbacks("errback_three")) == 1
-             and settled(), 15, message="the callback's errbacks")
-    assert errbacks("errback_one") == [result.id]
-    assert errbacks("errback_three") == [f"{result.id}|ChordError"]
+    failing = [t.add.s(1, 1), t.fail.si("member")]
+    for canvas in (
+        chord(failing, both(t.tsum.s())),
+        chain(group(failing), both(t.tsum.s())),  # group | task is a chord too
+    ):
+        SideEffect.objects.all().delete()
+        result = canvas.apply_async()
+        with pytest.raises(ChordError):
+            result.get(timeout=15)
+        wait_for(lambda: len(errbacks("errback_one")) == 1
+                 and len(errbacks("errback_three")) == 1 and settled(), 15,
+                 message="the callback's errbacks")
+        assert errbacks("errback_one") == [result.id]
+        assert errbacks("errback_three") == [f"{result.id}|ChordError"]
+        assert Task.objects.get(id=result.id).date_started is None  # it never ran
 
 
 @DB

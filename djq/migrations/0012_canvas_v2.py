@@ -19,28 +19,20 @@ UPDATE djq_task SET canvas = djq_canvas_flags_v2(NULL, options)
 WHERE status <> 3 AND canvas IS NULL AND starts_with(options, '{"canvas":{"immutable":')
 """
 
-DROP_V1 = """
-DROP FUNCTION IF EXISTS djq_task_ended_statement();
-DROP FUNCTION IF EXISTS djq_task_ended();
-DROP FUNCTION IF EXISTS djq_canvas_advance(uuid, uuid, boolean, text, text);
-DROP FUNCTION IF EXISTS djq_chord_count(uuid, uuid[]);
-DROP FUNCTION IF EXISTS djq_canvas_fail(uuid, text, text);
-DROP FUNCTION IF EXISTS djq_canvas_start(uuid, text);
-"""
+# Version 1's functions that only its trigger called, and version 2's counterparts.
+_REPLACED = ("djq_task_ended_statement()", "djq_task_ended()",
+             "djq_canvas_advance(uuid, uuid, boolean, text, text)",
+             "djq_chord_count(uuid, uuid[])", "djq_canvas_fail(uuid, text, text)",
+             "djq_canvas_start(uuid, text)")
 
-DROP_V2 = """
-DROP TRIGGER IF EXISTS djq_task_dropped_statement_v2 ON djq_task;
-DROP TRIGGER IF EXISTS djq_task_ended_statement_v2 ON djq_task;
-DROP TRIGGER IF EXISTS djq_task_dropped_v2 ON djq_task;
-DROP TRIGGER IF EXISTS djq_task_ended_v2 ON djq_task;
-DROP FUNCTION IF EXISTS djq_task_ended_statement_v2();
-DROP FUNCTION IF EXISTS djq_task_ended_v2();
-DROP FUNCTION IF EXISTS djq_canvas_advance_v2(uuid, uuid, boolean, text, text);
-DROP FUNCTION IF EXISTS djq_chord_count_v2(uuid, uuid[]);
-DROP FUNCTION IF EXISTS djq_canvas_fail_v2(uuid, text, text);
-DROP FUNCTION IF EXISTS djq_canvas_start_v2(uuid, text);
-DROP FUNCTION IF EXISTS djq_canvas_flags_v2(jsonb, text);
-"""
+DROP_V1 = "".join(f"DROP FUNCTION IF EXISTS {f};\n" for f in _REPLACED)
+
+DROP_V2 = "".join(
+    [f"DROP TRIGGER IF EXISTS {t}_v2 ON djq_task;\n" for t in (
+        "djq_task_dropped_statement", "djq_task_ended_statement", "djq_task_dropped",
+        "djq_task_ended")]
+    + [f"DROP FUNCTION IF EXISTS {f.replace('(', '_v2(', 1)};\n" for f in _REPLACED]
+    + ["DROP FUNCTION IF EXISTS djq_canvas_flags_v2(jsonb, text);\n"])
 
 
 def _v1() -> str:

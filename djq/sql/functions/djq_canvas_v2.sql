@@ -32,7 +32,6 @@ CREATE OR REPLACE FUNCTION djq_canvas_start_v2(waited uuid, head text) RETURNS v
 LANGUAGE plpgsql AS $$
 DECLARE
     queues text[];
-    q text;
 BEGIN
     WITH s AS (
         UPDATE djq_task t SET
@@ -49,11 +48,7 @@ BEGIN
         RETURNING t.queue
     )
     SELECT array_agg(DISTINCT s.queue) INTO queues FROM s;
-    IF queues IS NOT NULL THEN
-        FOREACH q IN ARRAY queues LOOP
-            PERFORM pg_notify('djq_enqueue', q);
-        END LOOP;
-    END IF;
+    PERFORM pg_notify('djq_enqueue', q) FROM unnest(queues) AS q;
 END $$;
 
 -- Every deferred row that waits, directly or down a chain, on `waited` ends FAILURE
@@ -65,7 +60,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ids uuid[];
     queues text[];
-    q text;
 BEGIN
     WITH RECURSIVE dep(id, on_error) AS (
         SELECT d.id, coalesce((d.canvas ->> 'on_error')::boolean, false)
@@ -91,11 +85,7 @@ BEGIN
     )
     SELECT n.done, n.woken INTO ids, queues FROM n;
     PERFORM djq_notify_done(ids);
-    IF queues IS NOT NULL THEN
-        FOREACH q IN ARRAY queues LOOP
-            PERFORM pg_notify('djq_enqueue', q);
-        END LOOP;
-    END IF;
+    PERFORM pg_notify('djq_enqueue', q) FROM unnest(queues) AS q;
 END $$;
 
 -- A chord's members that ended: one less to wait for each. At 0 the rows waiting on the
