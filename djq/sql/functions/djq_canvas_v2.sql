@@ -130,12 +130,12 @@ CREATE OR REPLACE FUNCTION djq_canvas_advance_v2(done_id uuid, grp uuid, ok bool
                                                  res text, tb text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- It ended by itself (it ran, or was revoked): its errbacks, if it failed, were
-    -- called where it failed, and an errback row for it has nothing left to do.
-    DELETE FROM djq_task d
-    WHERE d.status = 4 AND d.waiting_on = done_id
-        AND coalesce((d.canvas ->> 'on_error')::boolean, false);
     IF EXISTS (SELECT 1 FROM djq_task WHERE status = 4 AND waiting_on = done_id) THEN
+        -- It ended by itself (it ran, or was revoked): its errbacks, if it failed, were
+        -- called where it failed, and an errback row for it has nothing left to do.
+        DELETE FROM djq_task d
+        WHERE d.status = 4 AND d.waiting_on = done_id
+            AND coalesce((d.canvas ->> 'on_error')::boolean, false);
         IF ok THEN
             PERFORM djq_canvas_start_v2(done_id, res);
         ELSE
