@@ -89,6 +89,32 @@ def test_a_failed_chain_step_calls_its_own_errbacks_not_those_of_later_steps(
     assert errbacks("errback_three") == []
 
 
+@DB
+def test_errbacks_of_a_chord_over_a_failing_chain_as_celery_calls_them(worker: Any) -> None:
+    # Celery's t/integration test_mutable_errback_called_by_chord_from_chain: a chord's
+    # errbacks are its body's. A header chain failing before its end fails the chord: the
+    # body's errbacks are called once, for the body.
+    steps = (t.identity.si(42), t.fail.s(), t.identity.si(42))
+    sig = chord([chain(*steps)], t.identity.s())
+    sig.link_error(t.errback_one.s())
+    result = sig.apply_async()
+    with pytest.raises(ChordError):
+        result.get(timeout=15)
+    wait_for(lambda: errbacks("errback_one") and settled(), 15, message="the errback")
+    assert errbacks("errback_one") == [result.id]
+    # A body chain failing before its end: its errbacks (linked to each of its steps)
+    # are called once, for the step that failed; not for the step after it, which never
+    # ran, nor for its first step (the chord's callback, which ran and succeeded).
+    SideEffect.objects.all().delete()
+    sig = chord([t.identity.si(42)], chain(*steps))
+    sig.link_error(t.errback_one.s())
+    result = sig.apply_async()
+    with pytest.raises(ValueError):
+        result.get(timeout=15)
+    wait_for(lambda: errbacks("errback_one") and settled(), 15, message="the errback")
+    assert errbacks("errback_one") == [result.parent.id]
+
+
 # --- results ------------------------------------------------------------------------------
 
 
