@@ -6,9 +6,14 @@ A :class:`Signature` is a ``dict`` (so it serialises to JSON as itself, and
 Applying a chain, a group or a chord writes all of its task rows at once, in one
 transaction (:func:`djq.broker.enqueue_canvas`), with their ids fixed up front: the steps
 that can run now are WAITING, the others DEFERRED and ``waiting_on`` the task (or the
-chord) they follow. From then on PostgreSQL moves the canvas on by itself (the trigger of
-migration ``0004_canvas``): no worker code, no process polling, and a crash anywhere
-leaves a consistent state.
+chord) they follow. From then on PostgreSQL moves the canvas on by itself (the canvas
+trigger, ``djq/sql/functions/djq_canvas_v2.sql``): no worker code, no process polling, and
+a crash anywhere leaves a consistent state.
+
+Errbacks are called as in Celery: those of the task that failed (a chain's own errbacks
+are linked to each of its steps), not those of the steps after it, which never run; and
+those of a chord's callback when it fails with ``ChordError``, although it never runs
+(with its request, the ``ChordError`` and no traceback; old style: with its id).
 """
 
 from __future__ import annotations
@@ -533,7 +538,8 @@ class group(_Composite):
 class chord(_Composite):
     """A group whose results, in order, go to one callback once every task of it has
     ended: ``chord([add.s(i, i) for i in range(10)], tsum.s())`` or
-    ``chord(header)(callback)``. A failed task fails the callback with ``ChordError``.
+    ``chord(header)(callback)``. A failed task fails the callback with ``ChordError``,
+    and the callback's errbacks are called, as in Celery.
 
     The counting is PostgreSQL's: each task that ends counts the chord down, and the one
     that reaches zero starts the callback, exactly once.

@@ -3,7 +3,8 @@
 Every id is fixed up front. The tasks that can run at once are WAITING; the others are
 DEFERRED, ``waiting_on`` the task (a chain's previous step) or the chord (its group id)
 they follow, and chords get their counter (``djq_chord``). PostgreSQL then moves the
-canvas on by itself (the trigger of migration ``0004_canvas``).
+canvas on by itself (the trigger ``djq/sql/functions/djq_canvas_v2.sql``, which reads each
+row's flags from its ``canvas`` column).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .canvas import (
 from .conf import conf
 from .publish import Prepared, collector_paused, publish
 from .result import AsyncResult, GroupResult, ResultSet
+from .registry import registry
 from .serialization import encode_arguments
 
 if TYPE_CHECKING:
@@ -60,16 +62,15 @@ class _Ctx:
 @dataclasses.dataclass(slots=True)
 class _Row:
     message: broker.Message
-    canvas: dict[str, Any]  # the flags of "canvas" in its options, but keep_result
-    options: str  # its options without them
+    options: str  # its options, as written when nothing waits on it
     body: tuple[list[Any], dict[str, Any], dict[str, Any]]
     headers: dict[str, Any] | None  # the publish headers of a WAITING row (None: DEFERRED)
 
 
-def _canvas_options(flags: dict[str, Any], keep_result: bool, options: str) -> str:
-    """A canvas row's options: its own, after the flags the trigger reads ("canvas" first,
-    so the trigger reads them as text: see 0004_canvas)."""
-    head = '{"canvas":' + serialization.dumps(dict(flags, keep_result=keep_result))
+def _result_kept(options: str) -> str:
+    """The options of a row that a chain step or a chord waits on: the worker keeps its
+    result for them, even an ignored one (djq.receivers reads "canvas")."""
+    head = '{"canvas":{"keep_result":true}'
     return head + ("}" if options.strip() == "{}" else "," + options.strip()[1:])
 
 
@@ -114,12 +115,12 @@ class _Plan:
     def finalize(self) -> list[broker.Message]:
         """The rows as sent. Rows are written as if nothing waited on them: the ones a
         chain step or a chord waits on keep their result for it."""
-        waited = {m.waiting_on for r in self.rows.values() if (m := r.message).waiting_on}
+        waited = {m.waiting_on for r in self.rows.values()
+                  if (m := r.message).waiting_on and m.canvas != _ON_ERROR}
         waited.update(m for c in self.chords for m in c.members)
         for task_id in waited.intersection(self.rows):
             row = self.rows[task_id]
-            row.message = dataclasses.replace(
-                row.message, options=_canvas_options(row.canvas, True, row.options))
+            row.message = dataclasses.replace(row.message, options=_result_kept(row.options))
         return [r.message for r in self.rows.values()]
 
 
@@ -216,8 +217,9 @@ class _TaskSetup:
         return self.task.call_template(**self._send)
 
     @functools.cached_property
-    def options(self) -> str:
-        return _canvas_options(self.flags, False, self.template.options_json)
+    def canvas(self) -> str:
+        """The flags the trigger reads, for the row's ``canvas`` column."""
+        return serialization.dumps(self.flags)
 
 
 def _compile_task(sig: Signature, ctx: _Ctx, plan: _Plan,
@@ -243,10 +245,11 @@ def _compile_task(sig: Signature, ctx: _Ctx, plan: _Plan,
     template = setup.template
     args_json, kwargs_json = encode_arguments(args, kwargs)
     message = template.message(
-        task_id, args_json, kwargs_json, options=setup.options, root_id=plan.root(task_id),
-        status=broker.DEFERRED if setup.deferred else broker.WAITING, waiting_on=ctx.after)
+        task_id, args_json, kwargs_json, root_id=plan.root(task_id),
+        status=broker.DEFERRED if setup.deferred else broker.WAITING, waiting_on=ctx.after,
+        canvas=setup.canvas)
     headers = None if setup.deferred else template.headers(task_id, args, kwargs)
-    plan.add(_Row(message, setup.flags, template.options_json, (args, kwargs, {}), headers))
+    plan.add(_Row(message, template.options_json, (args, kwargs, {}), headers))
     return AsyncResult(str(task_id), task_name=task.name, using=plan.using), [task_id]
 
 
@@ -315,6 +318,34 @@ def _compile_chain(c: chain, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UUI
     return result, exits
 
 
+def _one_result_per_chain(header: group) -> group:
+    """As in Celery, a chain in a chord's header gives the chord one result, also when it
+    ends in a group (the list of that group's results; a group nested in the header
+    directly is one group with it). Such a chain's group becomes a chord of its own,
+    whose callback (``celery.accumulate``) returns that list."""
+    tasks = header.tasks
+    members = [_one_result(m) for m in tasks]
+    if all(a is b for a, b in zip(members, tasks)):
+        return header
+    header = header.clone()  # type: ignore[assignment]
+    header["kwargs"]["tasks"] = members
+    return header
+
+
+def _one_result(member: Signature) -> Signature:
+    if isinstance(member, group):
+        return _one_result_per_chain(member)
+    if not isinstance(member, chain) or not member.tasks:
+        return member
+    *steps, last = member.tasks
+    if not isinstance(last, group):
+        return member
+    sig = member.clone()
+    sig["kwargs"]["tasks"] = [
+        *steps, chord(last, Signature("celery.accumulate", kwargs={"index": 0}))]
+    return sig
+
+
 def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UUID]]:
     own, placement = _split(ch.options)
     body = ch.body
@@ -327,7 +358,8 @@ def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UU
     header_ctx = dataclasses.replace(
         ctx, args=args, kwargs=kwargs, immutable=immutable, group_id=None, link=(),
         options=options, schedule=dict(_schedule(placement), **ctx.schedule))
-    header_result, members = _compile_group(ch.header, header_ctx, plan)
+    header_result, members = _compile_group(_one_result_per_chain(ch.header), header_ctx,
+                                             plan)
     gid = uuid.UUID(header_result.id)
     after: uuid.UUID | None = gid if members else None
     body_ctx = _Ctx(
@@ -342,8 +374,32 @@ def _compile_chord(ch: chord, ctx: _Ctx, plan: _Plan) -> tuple[Any, list[uuid.UU
         firsts = [i for i, r in plan.rows.items() if r.message.waiting_on == gid]
         plan.chords.append(broker.ChordRow(gid, tuple(members),
                                            firsts[0] if len(firsts) == 1 else None))
+        for callback_id in firsts:
+            _add_chord_errbacks(plan, plan.rows[callback_id])
     _attach_parent(result, header_result)
     return result, exits
+
+
+# The flags of an errback row: it starts only if the row it waits on fails without
+# running, and takes no argument from it (see djq_canvas_v2.sql).
+_ON_ERROR = '{"immutable":true,"on_error":true}'
+
+
+def _add_chord_errbacks(plan: _Plan, callback: _Row) -> None:
+    """As in Celery, a chord callback that fails with ChordError (a member failed) has
+    its errbacks called, although it never runs: a ``djq.chord_errbacks`` row waits on it
+    for that, and the trigger starts it then only (and drops it otherwise)."""
+    if '"link_error"' not in callback.options:
+        return
+    m = callback.message
+    task = registry["djq.chord_errbacks"]
+    template = task.call_template(queue=m.queue, priority=m.priority, ignore_result=True,
+                                  options={"parent_id": m.id, "root_id": m.root_id})
+    args_json, kwargs_json = encode_arguments([str(m.id)], {})
+    plan.add(_Row(template.message(uuid.uuid4(), args_json, kwargs_json, root_id=m.root_id,
+                                   status=broker.DEFERRED, waiting_on=m.id,
+                                   canvas=_ON_ERROR), template.options_json,
+                  ([str(m.id)], {}, {}), None))
 
 
 def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,

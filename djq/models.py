@@ -83,6 +83,10 @@ class Task(models.Model):
     waiting_on = models.UUIDField(
         null=True, blank=True,
         help_text="A deferred canvas row starts when this task (or chord) ends")
+    canvas = models.JSONField(
+        null=True, blank=True,
+        help_text="A canvas row's flags, read by the canvas trigger: immutable, countdown, "
+                  "on_error")
 
     objects = TaskQuerySet.as_manager()
 

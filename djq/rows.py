@@ -49,6 +49,7 @@ class Message:
     status: int = Status.WAITING  # DEFERRED rows go through broker.enqueue_canvas()
     waiting_on: uuid.UUID | None = None  # a task id or a chord's group id
     owner: str | None = None  # the API's user (api_owner_scoped); one-row enqueue only
+    canvas: str | None = None  # a canvas row's flags (JSON), read by the canvas trigger
 
     def to_json(self) -> list[Any]:
         """One element of the ``rows_from_json`` parameter (djq/sql/queue.sql)."""
@@ -56,7 +57,7 @@ class Message:
                 self.options, self.retries, _iso(self.eta), self.run_at.isoformat(),
                 _iso(self.expires), _text(self.parent_id), _text(self.root_id),
                 _text(self.group_id), self.date_created.isoformat(), int(self.status),
-                _text(self.waiting_on)]
+                _text(self.waiting_on), self.canvas]
 
     def to_values(self) -> tuple[Any, ...]:
         """The parameters of ``enqueue_one``."""
@@ -69,7 +70,7 @@ class Message:
         return (self.id, self.name, state, self.status, self.queue, self.priority, self.args,
                 self.kwargs, self.options, self.retries, self.eta, self.run_at, self.expires,
                 self.parent_id, self.root_id, self.group_id, self.date_created,
-                self.waiting_on)
+                self.waiting_on, self.canvas)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

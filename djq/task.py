@@ -115,7 +115,7 @@ class Template:
     def message(self, task_id: uuid.UUID, args_json: str, kwargs_json: str, *,
                 options: str | None = None, root_id: uuid.UUID | None = None,
                 status: int = broker.WAITING, waiting_on: uuid.UUID | None = None,
-                owner: str | None = None) -> broker.Message:
+                owner: str | None = None, canvas: str | None = None) -> broker.Message:
         """The row of one call. A canvas gives the fields it decides: the options with
         its flags, the canvas's root, and a DEFERRED step's status and what it waits on."""
         options = self.options_json if options is None else options
@@ -125,7 +125,7 @@ class Template:
             args=args_json, kwargs=kwargs_json, options=options, run_at=self.eta or self.now,
             date_created=self.now, eta=self.eta, expires=self.expires, retries=retries,
             parent_id=parent, root_id=root_id or root or task_id, group_id=group,
-            status=status, waiting_on=waiting_on, owner=owner,
+            status=status, waiting_on=waiting_on, owner=owner, canvas=canvas,
         )
 
     def headers(self, task_id: uuid.UUID, args: list[Any],

@@ -341,7 +341,7 @@ def _record_failure(task: Task, request: Context, exc: BaseException,
     send_state(outcomes, signals.task_failure, sender=task, task_id=request.id,
                exception=exc, args=request.args, kwargs=request.kwargs, traceback=einfo.tb,
                einfo=einfo)
-    _call_errbacks(request, exc, einfo)
+    call_errbacks(request, exc, einfo.traceback)
     return einfo
 
 
@@ -356,7 +356,9 @@ def _apply_callbacks(request: Context, retval: Any) -> None:
                              callback)
 
 
-def _call_errbacks(request: Context, exc: BaseException, einfo: ExceptionInfo) -> None:
+def call_errbacks(request: Context, exc: BaseException, traceback: str | None) -> None:
+    """Call ``request``'s errbacks as Celery does: ``errback(request, exc, traceback)``
+    here, or sent with the failed task's id if it takes one argument."""
     for errback in request.errbacks or ():
         sig = Signature.from_dict(errback)
         try:
@@ -364,7 +366,7 @@ def _call_errbacks(request: Context, exc: BaseException, einfo: ExceptionInfo) -
             if _positional_arity(task) > 1:
                 # Celery: an errback taking more than one argument is called here, in the
                 # worker, with (request, exc, traceback).
-                sig(request, exc, einfo.traceback)
+                sig(request, exc, traceback)
             else:
                 sig.apply_async((request.id,), parent_id=request.id,
                                 root_id=request.root_id or request.id)

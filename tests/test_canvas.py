@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import importlib
 import json
 import os
 import subprocess
@@ -184,6 +185,37 @@ def test_rows_of_a_chain_deferred_with_parents() -> None:
     assert json.loads(second.args) == [8]  # the result comes first, when it exists
     assert result.state == djq.states.PENDING
     assert [c.id for c in djq.AsyncResult(first.id).children] == [str(second.id)]
+    # the flags the canvas trigger reads are a column of their own; the options keep
+    # only what the worker reads (a waited-on result is kept)
+    assert (first.canvas, second.canvas, third.canvas) == (
+        {"immutable": False}, {"immutable": False}, {"immutable": True})
+    assert json.loads(first.options)["canvas"] == {"keep_result": True}
+    assert "canvas" not in json.loads(third.options)
+
+
+@DB
+def test_rows_written_with_the_flags_of_canvas_v1_still_move_on(start_worker: Any) -> None:
+    # Rolling upgrade: rows sent by djq before migration 0012 carry their flags as the
+    # prefix of their options, and no column. Canvas v2 still reads them, and the
+    # migration's backfill gives rows in flight their column.
+    result = chain(t.add.s(1, 1), t.mul.s(10).set(countdown=1), t.add.si(5, 5)).apply_async()
+    first, second, third = result.parent.parent.id, result.parent.id, result.id
+    legacy = {
+        first: '{"canvas":{"immutable":false,"keep_result":true}}',
+        second: '{"canvas":{"immutable":false,"countdown":1.0,"keep_result":true}}',
+        third: '{"canvas":{"immutable":true,"keep_result":false}}',
+    }
+    for task_id, options in legacy.items():
+        Task.objects.filter(id=task_id).update(canvas=None, options=options)
+    backfill = importlib.import_module("djq.migrations.0012_canvas_v2").BACKFILL
+    with connections["default"].cursor() as cursor:
+        cursor.execute(backfill + " AND id = %s", [second])
+    assert Task.objects.get(id=second).canvas == {"immutable": False, "countdown": 1.0}
+    start_worker()
+    assert result.get(timeout=15) == 10
+    assert result.parent.get(timeout=5) == 20  # the previous result was prepended
+    assert row(result.parent).date_started - row(result.parent.parent).date_done >= (
+        datetime.timedelta(seconds=0.9))  # and its countdown counted from then
 
 
 @DB

@@ -11,7 +11,7 @@ SELECT (e->>0)::uuid AS id, e->>1 AS name, e->>2 AS queue, (e->>3)::int AS prior
     (e->>8)::timestamptz AS eta, (e->>9)::timestamptz AS run_at,
     (e->>10)::timestamptz AS expires, (e->>11)::uuid AS parent_id, (e->>12)::uuid AS root_id,
     (e->>13)::uuid AS group_id, (e->>14)::timestamptz AS date_created,
-    (e->>15)::smallint AS status, (e->>16)::uuid AS waiting_on
+    (e->>15)::smallint AS status, (e->>16)::uuid AS waiting_on, (e->>17)::jsonb AS canvas
 FROM json_array_elements(%s::json) AS e
 
 -- name: requeue_finished
@@ -66,10 +66,11 @@ SELECT pg_notify('{ENQUEUE_CHANNEL}', queue) FROM ins
 -- name: enqueue_canvas
 WITH ins AS (
     INSERT INTO djq_task AS t (id, name, state, status, queue, priority, args, kwargs, options,
-        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on)
+        retries, eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on,
+        canvas)
     SELECT v.id, v.name, '{states.PENDING}', v.status, v.queue, v.priority, v.args, v.kwargs,
         v.options, v.retries, v.eta, v.run_at, v.expires, v.parent_id, v.root_id, v.group_id,
-        v.date_created, v.waiting_on
+        v.date_created, v.waiting_on, v.canvas
     FROM ({query:rows_from_json}) AS v
     RETURNING t.queue, t.status
 ), chords AS ({query:insert_chords}), notified AS (
@@ -82,7 +83,8 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM chords),
 -- name: copy_tasks
 -- Columns in Message.to_copy's order.
 COPY djq_task (id, name, state, status, queue, priority, args, kwargs, options, retries,
-    eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on) FROM STDIN
+    eta, run_at, expires, parent_id, root_id, group_id, date_created, waiting_on, canvas)
+    FROM STDIN
 
 -- name: after_copy
 WITH chords AS ({query:insert_chords}), notified AS (
