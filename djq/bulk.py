@@ -61,7 +61,7 @@ def send_many(task: Task, calls: Iterable[Any], options: dict[str, Any]) -> list
     published = [Prepared(m, (args, kwargs, {}), template.headers(m.id, args, kwargs))
                  for m, (args, kwargs) in zip(messages, checked)
                  ] if publish_listened(task.name) else []
-    publish(published, lambda: broker.enqueue_fresh(messages, using=using))
+    publish(published, lambda rows: broker.enqueue_fresh(rows, using=using), messages)
     return [AsyncResult(str(m.id), task_name=task.name, using=using) for m in messages]
 
 

@@ -441,5 +441,5 @@ def send(node: _Composite, args: Any, kwargs: dict[str, Any] | None,
     if not messages:
         return result  # an empty group: nothing to send
     calls = [Prepared(r.message, r.body, r.headers) for r in plan.rows.values()]
-    publish(calls, lambda: broker.enqueue_canvas(messages, plan.chords, using=using))
+    publish(calls, lambda rows: broker.enqueue_canvas(rows, plan.chords, using=using))
     return result

@@ -9,6 +9,7 @@ dotted path (:data:`IMPORT_STRINGS`, as DRF's ``APISettings``) come back importe
 from __future__ import annotations
 
 import datetime
+import importlib
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics_token": None,  # /djq/metrics also answers "Authorization: Bearer <token>"
     "worker_prune_interval": 30.0,  # how often a worker prunes expired results
     "worker_prune_batch": 1000,  # rows deleted per prune statement
+    "tracing": False,  # OpenTelemetry spans for publish and run (djq.tracing; djq[otel])
 }
 
 
@@ -130,6 +132,7 @@ class Settings:
     metrics_token: str | None
     worker_prune_interval: float
     worker_prune_batch: int
+    tracing: bool
 
     if not TYPE_CHECKING:  # mypy sees the declarations above, and refuses other names
 
@@ -209,11 +212,22 @@ def problems() -> Iterator[tuple[str, str]]:
                 getattr(conf, key)
             except ImproperlyConfigured as exc:
                 yield key, str(exc)
+    if conf.raw("tracing") is True and not _importable("opentelemetry.trace"):
+        yield "tracing", ("DJQ['tracing'] is on but the OpenTelemetry API is not installed: "
+                          "pip install 'djq[otel]' (or opentelemetry-api)")
     lease, beat = conf.raw("worker_lease"), conf.raw("worker_heartbeat_interval")
     if _conforms(lease, float) and _conforms(beat, float) and 0 < lease <= beat:
         yield "worker_lease", (
             f"DJQ['worker_lease'] ({lease!r}) must be longer than "
             f"DJQ['worker_heartbeat_interval'] ({beat!r}), or every worker is dead")
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 conf = Settings()

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from . import broker, signals
+from . import broker, signals, tracing
 from .exceptions import DuplicateTaskError
 
 
@@ -27,17 +27,37 @@ class Prepared:
     headers: dict[str, Any] | None
 
 
-def publish(calls: Sequence[Prepared], insert: Callable[[], object]) -> None:
-    """Send ``before_task_publish`` for each published call, run ``insert`` (which
-    writes every row), then send ``after_task_publish``. A signal is asked once per task
-    name whether anyone listens, not once per row."""
+def publish(calls: Sequence[Prepared],
+            insert: Callable[[Sequence[broker.Message]], object],
+            messages: Sequence[broker.Message] | None = None) -> None:
+    """Send ``before_task_publish`` for each published call, run ``insert`` on the rows
+    (``messages``, or the calls' own), then send ``after_task_publish``. A signal is
+    asked once per task name whether anyone listens, not once per row. With tracing on,
+    this is the publish span, and the rows and headers carry its context."""
+    rows = [c.message for c in calls] if messages is None else messages
+    if not rows:
+        return
+    if not tracing.enabled():
+        _publish(calls, insert, rows)
+        return
+    with tracing.publishing(rows) as carrier:
+        rows = tracing.carry(rows, carrier)
+        by_id = {m.id: m for m in rows}
+        calls = [dataclasses.replace(
+            c, message=by_id[c.message.id],
+            headers=None if c.headers is None else {**c.headers, **carrier}) for c in calls]
+        _publish(calls, insert, rows)
+
+
+def _publish(calls: Sequence[Prepared], insert: Callable[[Sequence[broker.Message]], object],
+             rows: Sequence[broker.Message]) -> None:
     published = [c for c in calls if c.headers is not None]
     for call in _listened(signals.before_task_publish, published):
         signals.send(signals.before_task_publish, sender=call.message.name, body=call.body,
                      exchange="", routing_key=call.message.queue, headers=call.headers,
                      properties={"priority": call.message.priority}, declare=[],
                      retry_policy=None)
-    insert()
+    insert(rows)
     for call in _listened(signals.after_task_publish, published):
         signals.send(signals.after_task_publish, sender=call.message.name, body=call.body,
                      exchange="", routing_key=call.message.queue, headers=call.headers)
@@ -47,8 +67,8 @@ def publish_one(call: Prepared, using: str | None = None) -> None:
     """Publish one call (``apply_async``); DuplicateTaskError if its id is already
     waiting or running."""
 
-    def insert() -> None:
-        if broker.enqueue([call.message], using=using) == 0:
+    def insert(rows: Sequence[broker.Message]) -> None:
+        if broker.enqueue(rows, using=using) == 0:
             raise DuplicateTaskError(
                 f"Task id={call.message.id} is already waiting or running; not sent again")
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import broker, interrupts, receivers, serialization, signals, states
+from . import broker, interrupts, receivers, serialization, signals, states, tracing
 from ._state import Context, set_current_request
 from ._state import current_request as current_request  # re-exported
 from .canvas import Signature
@@ -180,7 +180,17 @@ def trace_task(task: Task, request: Context,
                outcomes: Outcomes | None = None) -> tuple[str, Any, str | None]:
     """Run ``task`` under ``request``; send its signals and call its handlers, in
     Celery's order; return (state, value, traceback). The outcome djq's state receivers
-    return goes into ``outcomes``."""
+    return goes into ``outcomes``. With tracing on, the run is a span (djq.tracing)."""
+    if not tracing.enabled():
+        return _trace_task(task, request, outcomes)
+    with tracing.running(task.name, request) as span:
+        traced = _trace_task(task, request, outcomes)
+        tracing.finished(span, traced[0], traced[1])
+        return traced
+
+
+def _trace_task(task: Task, request: Context,
+                outcomes: Outcomes | None) -> tuple[str, Any, str | None]:
     _push(task, request)
     started = time.monotonic()
     task_id = request.id

@@ -6,6 +6,7 @@ class TestAppConfig(AppConfig):
     label = "testapp"
 
     def ready(self) -> None:
-        from . import receivers
+        from . import receivers, spans
 
         receivers.connect()
+        spans.install_from_env()
