@@ -16,6 +16,11 @@ The lease: every round trip checks that this worker has not been declared dead. 
 was (cut off from the database longer than ``worker_lease``) claims nothing more under
 that id: the rows it held were recovered by others, so it drops its buffer, lets running
 tasks finish without writing their outcomes, and carries on under a new id.
+
+The worker's concerns each have their own module: time limits (:mod:`.timeouts`), how
+it is asked to stop (:mod:`.shutdown`), its lease and the others' recovery in a thread
+of their own (:mod:`.maintenance`), the pools (:mod:`.pools`) and its counters
+(:mod:`.tally`). Only the main thread writes the :class:`Worker`'s state.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 import psycopg
@@ -38,7 +44,6 @@ from ..conf import conf
 from ..db import Listener, listen_alias, open_connection
 from ..events import dispatcher as events
 from ..exceptions import (
-    DecodeError,
     DjqError,
     EncodeError,
     LeaseLost,
@@ -51,6 +56,8 @@ from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from . import failpoints
 from .maintenance import (
     Maintenance,
+    Snapshot,
+    Status,
     acks_late,
     backoff_cap,
     loadavg,
@@ -59,7 +66,9 @@ from .maintenance import (
     reject_on_worker_lost,
 )
 from .pools import Finished, Pool, make_pool
+from .shutdown import Stop, StopRequests, Wakeup
 from .tally import Tally
+from .timeouts import TimeLimits, time_limits
 
 logger = logging.getLogger("djq.worker")
 
@@ -107,12 +116,8 @@ class Worker:
         self.poll_interval = float(conf.worker_poll_interval)
         self.pool: Pool | None = None
         self.maintenance: Maintenance | None = None
-        self.stop_requested = 0  # 0 running, 1 warm, 2 cold
-        self.sigterms = 0
-        self.sigints = 0
-        self.wake_r, self.wake_w = socket.socketpair()
-        self.wake_r.setblocking(False)
-        self.wake_w.setblocking(False)
+        self.wakeup = Wakeup()
+        self.stopping = StopRequests(self.wakeup.wake)
         self.processed = 0
         self.failed = 0
         self.tally = Tally()  # per task name, for djq.metrics (written with heartbeats)
@@ -130,57 +135,43 @@ class Worker:
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
         # (task id, max deliveries) of started rows whose process was lost, to re-queue
         self.redeliveries: list[tuple[uuid.UUID, int]] = []
-        # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
-        self.deadlines: dict[str, list[float | None]] = {}
-        self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
+        self.limits = TimeLimits()
         self.events: events.EventDispatcher | None = None  # with -E
         self.lease = float(conf.worker_lease)
-        self._lost_lease_id = 0  # set (from the maintenance thread) to a lost lease's id
+        # Ids of leases the maintenance thread found lost: it appends, the loop takes.
+        self.lost_leases: deque[int] = deque()
         self._stale: set[str] = set()  # running tasks whose rows were recovered by others
         self._next_db_error_log = 0.0
         self.beat = beat  # run the periodic-task scheduler in a thread (djq.beat)
         self.scheduler: Any = None
 
-    # -- signals ---------------------------------------------------------------------------
+    # -- signals and the maintenance thread -------------------------------------------------
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-        signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGQUIT, self._on_sigquit)
+        self.stopping.install()
 
-    def _wake(self) -> None:
-        try:
-            self.wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.sigterms += 1
-        if self.stop_requested < 1:
-            logger.warning("worker: Warm shutdown (SIGTERM)")
-        self.stop_requested = max(self.stop_requested, 1)
-        self._wake()
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        self.sigints += 1
-        if self.sigints == 1:
-            logger.warning("worker: Hitting Ctrl+C again will terminate all running tasks!")
-            logger.warning("worker: Warm shutdown (MainProcess)")
-            self.stop_requested = max(self.stop_requested, 1)
-        else:
-            logger.warning("worker: Cold shutdown (MainProcess)")
-            self.stop_requested = 2
-        self._wake()
-
-    def _on_sigquit(self, signum: int, frame: Any) -> None:
-        logger.warning("worker: Cold shutdown (SIGQUIT)")
-        self.stop_requested = 2
-        self._wake()
+    @property
+    def active(self) -> int:
+        """How many tasks are running now."""
+        return len(self.pool.running()) if self.pool is not None else 0
 
     def lease_lost(self, worker_id: int) -> None:
         """Told (by the maintenance thread's heartbeat) that the lease ``worker_id`` was
-        declared dead; the main loop acts on it."""
-        self._lost_lease_id = worker_id
-        self._wake()
+        declared dead: posts the news, which the main loop acts on."""
+        self.lost_leases.append(worker_id)
+        self.wakeup.wake()
+
+    def _report(self) -> Status:
+        """What the maintenance thread's next heartbeat stores (read from its thread)."""
+        return Status(self.worker_id, self.processed, self.failed, self.active,
+                      self.tally.to_json())
+
+    def _lease_was_lost(self) -> bool:
+        """Whether the maintenance thread found the lease this worker holds now lost
+        (news of an earlier lease is dropped)."""
+        lost = False
+        while self.lost_leases:
+            lost = self.lost_leases.popleft() == self.worker_id or lost
+        return lost
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -192,11 +183,14 @@ class Worker:
         if self.send_events:  # before the pool starts: its processes inherit it
             self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
-                              self.max_tasks_per_child, self.max_memory_per_child)
+                              self.max_tasks_per_child, self.max_memory_per_child,
+                              None if self.events is None else EventsExtras())
         self.pool.start()
         if self.events is not None:
             self.events.worker_event(self.conn, "worker-online", self)
-        self.maintenance = Maintenance(self)
+        snapshot = Snapshot(self.using, self.hostname, self.lease,
+                            float(conf.worker_heartbeat_interval), self.events)
+        self.maintenance = Maintenance(snapshot, self._report, self.lease_lost)
         self.maintenance.start()
         if self.beat:  # after the pool has forked; a scheduler closes its sockets in forks
             from ..beat.scheduler import Scheduler
@@ -257,9 +251,9 @@ class Worker:
 
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
-        while not self.stop_requested:
+        while not self.stopping.state:
             try:
-                if self._lost_lease_id and self._lost_lease_id == self.worker_id:
+                if self.lost_leases and self._lease_was_lost():
                     raise LeaseLost(f"Worker id={self.worker_id} was declared dead")
                 self._drain_notifies()
                 self._check_terminations()
@@ -340,11 +334,11 @@ class Worker:
         backoff = 0.2
         # A warm shutdown (SIGTERM) starts at once, outage or not: _shutdown() hands rows
         # back and writes outcomes if the database returns within its bounded wait.
-        while not self.stop_requested:
+        while not self.stopping.state:
             self._wait(backoff)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
-            if self.stop_requested:
+            if self.stopping.state:
                 break
             try:
                 self.conn = self._connect()
@@ -377,40 +371,15 @@ class Worker:
             wait = min(wait, max(0.0, self.next_claim_at - now))
         if self.maintenance is not None:
             wait = min(wait, 1.0)
-        for soft, hard, _ in self.deadlines.values():
-            for deadline in (soft, hard):
-                if deadline is not None:
-                    wait = min(wait, deadline - now)
-        return max(0.0, wait)
+        return max(0.0, self.limits.wait(wait, now))
 
     def _enforce_time_limits(self) -> None:
-        """Raise the soft limit inside the task; at the hard limit, kill its process
-        (prefork) or raise TimeLimitExceeded inside its thread (threads, solo)."""
-        if not self.deadlines or self.pool is None:
-            return
-        now = time.monotonic()
-        for task_id, entry in list(self.deadlines.items()):
-            soft, hard, hard_limit = entry
-            if task_id not in self.inflight:
-                del self.deadlines[task_id]
-                continue
-            if soft is not None and now >= soft:
-                logger.warning("Soft time limit exceeded for task id=%s", task_id)
-                if not self.pool.interrupt(task_id, interrupts.soft_time_limit()):
-                    self.pool.kill_task(task_id, signal.SIGUSR1)
-                entry[0] = None
-            if hard is not None and now >= hard:
-                logger.error("Hard time limit (%ss) exceeded for task id=%s", hard_limit,
-                             task_id)
-                self._timed_out[task_id] = float(hard_limit or 0)
-                if not self.pool.interrupt(task_id, interrupts.hard_time_limit(
-                        float(hard_limit or 0))):
-                    self.pool.kill_task(task_id, signal.SIGKILL)
-                del self.deadlines[task_id]
+        if self.pool is not None:
+            self.limits.enforce(self.pool, self.inflight)
 
     def _wait(self, timeout: float) -> None:
         assert self.pool is not None
-        waitables = [self.wake_r, *self.pool.waitables()]
+        waitables = [self.wakeup.fd, *self.pool.waitables()]
         if self.conn is not None and not self.conn.closed:
             waitables.append(self.conn.fileno())
         if (self.listener is not None and self.listener.conn is not self.conn
@@ -418,18 +387,12 @@ class Worker:
             waitables.append(self.listener.conn.fileno())
         if timeout <= 0:
             return
-        from multiprocessing.connection import wait as mp_wait
-
         try:
             ready = mp_wait(waitables, timeout)
         except InterruptedError:
             return
-        if self.wake_r in ready:
-            try:
-                while self.wake_r.recv(4096):
-                    pass
-            except BlockingIOError:
-                pass
+        if self.wakeup.fd in ready:
+            self.wakeup.drain()
 
     def _drain_notifies(self) -> None:
         if self.listener is None:  # poll-only
@@ -491,7 +454,7 @@ class Worker:
         task is written twice (started, finished) rather than three times, and a
         backlog is not hoarded by one worker while others have room.
         """
-        if self.stop_requested or time.monotonic() < self.next_claim_at:
+        if self.stopping.state or time.monotonic() < self.next_claim_at:
             return 0, 0
         reserve = max(0, self.prefetch - len(self.buffer)) if self.reserve_due else 0
         return free + reserve, free
@@ -574,7 +537,7 @@ class Worker:
         self.pool.withdraw(task_ids)
         for task_id in task_ids:
             self.inflight.pop(task_id, None)
-            self.deadlines.pop(task_id, None)
+            self.limits.disarm(task_id)
 
     def _queue_order(self) -> list[str]:
         """The worker's queues, starting one further along each cycle, so that a backlog
@@ -638,9 +601,7 @@ class Worker:
         self.tally.started(task_id)
         handed.append(task_id)
         if soft is not None or hard is not None:
-            now = time.monotonic()
-            self.deadlines[task_id] = [None if soft is None else now + soft,
-                                       None if hard is None else now + hard, hard]
+            self.limits.arm(task_id, soft, hard)
         payload = claimed_to_dict(row)
         payload["worker_id"] = self.worker_id
         if self.events is not None:
@@ -704,13 +665,14 @@ class Worker:
         if not finished:
             return
         for f in finished:
+            if f.extras is not None:  # events a pool process sent with the outcome
+                events.from_child(f.extras)
             claimed = self.inflight.pop(f.task_id, None)
-            self.deadlines.pop(f.task_id, None)
+            limit = self.limits.finished(f.task_id)
+            signum = self._terminated.pop(f.task_id, None)
             if f.task_id in self._stale:
                 self._stale.discard(f.task_id)
                 self.tally.forget(f.task_id)
-                self._terminated.pop(f.task_id, None)
-                self._timed_out.pop(f.task_id, None)
                 logger.error(
                     "Task %s[%s] finished (%s) after this worker's lease was lost; other "
                     "workers recovered its row, so this outcome is not stored",
@@ -719,11 +681,9 @@ class Worker:
                 continue
             if f.lost is None:
                 # A limit or a termination raised inside a thread ended the task itself.
-                self._timed_out.pop(f.task_id, None)
-                self._terminated.pop(f.task_id, None)
                 outcomes = f.outcomes
             else:
-                lost = self._lost_outcome(f, claimed)
+                lost = self._lost_outcome(f, claimed, limit, signum)
                 if lost is None:  # to be delivered again (see _redeliver)
                     continue
                 outcomes = [lost]
@@ -736,16 +696,14 @@ class Worker:
                     self.failed += o.state == states.FAILURE
             self.unwritten.extend(outcomes)
 
-    def _lost_outcome(self, f: Finished,
-                      claimed: broker.Claimed | None) -> broker.Outcome | None:
-        """The outcome of a task whose process died: killed for its hard time limit,
-        terminated by a revoke, or lost. A lost task fails with WorkerLostError, as in
-        Celery, even under acks_late, unless it is acks_late and reject_on_worker_lost,
-        or the process was killed by a cold shutdown under acks_late: then it is to be
-        delivered again (None; see :meth:`_redeliver`)."""
+    def _lost_outcome(self, f: Finished, claimed: broker.Claimed | None,
+                      limit: float | None, signum: int | None) -> broker.Outcome | None:
+        """The outcome of a task whose process died: killed for its hard time limit
+        (``limit``), terminated by a revoke (with ``signum``), or lost. A lost task fails
+        with WorkerLostError, as in Celery, even under acks_late, unless it is acks_late
+        and reject_on_worker_lost, or the process was killed by a cold shutdown under
+        acks_late: then it is to be delivered again (None; see :meth:`_redeliver`)."""
         task_id = uuid.UUID(f.task_id)
-        signum = self._terminated.pop(f.task_id, None)
-        limit = self._timed_out.pop(f.task_id, None)
         name = claimed.name if claimed is not None else None
         if limit is not None:
             return _error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
@@ -756,9 +714,9 @@ class Worker:
                          terminated=True, signum=signum, expired=False)
             return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
                                   with_traceback=False)
-        if name is not None and acks_late(name) and (
-                self.stop_requested >= 2 or reject_on_worker_lost(name)):
-            why = "cold shutdown" if self.stop_requested >= 2 else "reject_on_worker_lost"
+        cold = self.stopping.state >= Stop.COLD
+        if name is not None and acks_late(name) and (cold or reject_on_worker_lost(name)):
+            why = "cold shutdown" if cold else "reject_on_worker_lost"
             logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late, %s)",
                            name, f.task_id, f.lost, why)
             self.redeliveries.append((task_id, max_deliveries(name)))
@@ -775,9 +733,9 @@ class Worker:
         leaving whatever is left to recovery by the other workers."""
         self._try_db(self._release_buffer)
         if self.pool is not None:
-            if self.stop_requested < 2:
+            if self.stopping.state < Stop.COLD:
                 self._drain_running()
-            self.pool.stop(cold=self.stop_requested >= 2)
+            self.pool.stop(cold=self.stopping.state >= Stop.COLD)
             self._collect_outcomes(self.pool.collect())
         self._try_db(self._flush)
         if self.unwritten or self.redeliveries or self.buffer:
@@ -809,7 +767,8 @@ class Worker:
                        "outcome(s) and hand back %d claimed task(s)", self.lease,
                        len(self.unwritten), len(self.buffer))
         backoff = 0.2
-        while (self.unwritten or self.redeliveries or self.buffer) and self.stop_requested < 2:
+        while ((self.unwritten or self.redeliveries or self.buffer)
+               and self.stopping.state < Stop.COLD):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -843,7 +802,7 @@ class Worker:
     def _drain_running(self) -> None:
         """Warm shutdown: let running tasks finish, writing each outcome as it comes."""
         assert self.pool is not None
-        while self.pool.running() and self.stop_requested < 2:
+        while self.pool.running() and self.stopping.state < Stop.COLD:
             self._wait(0.5)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
@@ -886,26 +845,20 @@ def _reprs(row: broker.Claimed) -> tuple[str, str]:
     return str(args), str(kwargs)
 
 
-def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
-    """(soft, hard) limits in seconds for a row: its call's options, else its task's,
-    else the settings. Raises :class:`DecodeError` for options that do not decode or a
-    limit that is not a positive number."""
-    options = serialization.loads_options(row.options)
-    for key in ("soft_time_limit", "time_limit"):
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, (int, float)) or value <= 0):
-            raise DecodeError(f"Task option {key}={value!r} is not a positive number")
-    task = registry.get(row.name)
-    soft = options.get("soft_time_limit")
-    hard = options.get("time_limit")
-    if soft is None:
-        soft = task.soft_time_limit if task is not None else None
-        soft = conf.task_soft_time_limit if soft is None else soft
-    if hard is None:
-        hard = task.time_limit if task is not None else None
-        hard = conf.task_time_limit if hard is None else hard
-    return (None if soft is None else float(soft), None if hard is None else float(hard))
+class EventsExtras:
+    """Events' share of what travels with a task to a prefork pool process and back
+    (:class:`~djq.worker.pools.Extras`): the worker's Lamport clock out; the events the
+    process buffered while running it, and its clock, back (``Finished.extras``, which
+    :meth:`Worker._collect_outcomes` hands to events)."""
+
+    def stamp(self, row: dict[str, Any]) -> None:
+        events.to_child(row)
+
+    def received(self, row: dict[str, Any]) -> None:
+        events.from_parent(row)
+
+    def extras(self) -> Any:
+        return events.to_parent()
 
 
 def _tracking() -> broker.Tracking:

@@ -1,14 +1,22 @@
 """The worker's maintenance thread: renews its lease, recovers the tasks of workers that
 died, and prunes expired results. It has its own connection, so a long task in the
-``solo`` pool or a busy loop never lets the lease lapse."""
+``solo`` pool or a busy loop never lets the lease lapse.
+
+The thread never touches the worker: it is given a :class:`Snapshot` of what stays
+fixed, asks a ``report`` callback for the figures each heartbeat carries, and tells the
+worker of a lost lease through a ``lease_lost`` callback (which only posts the news; the
+worker's main loop acts on it).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -21,7 +29,7 @@ from ..task import registry
 from ..trace import ExceptionInfo, exception_to_dict
 
 if TYPE_CHECKING:
-    from .consumer import Worker
+    from ..events.dispatcher import EventDispatcher
 
 logger = logging.getLogger("djq.worker")
 
@@ -105,10 +113,35 @@ def backoff_cap(lease: float) -> float:
     return max(0.2, min(5.0, lease / 5))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the maintenance thread needs of its worker that does not change."""
+
+    using: str  # the database alias to connect to
+    hostname: str
+    lease: float  # seconds (worker_lease)
+    interval: float  # seconds between heartbeats (worker_heartbeat_interval)
+    events: EventDispatcher | None  # sends worker-heartbeat events (thread-safe)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Status:
+    """What one heartbeat stores: the worker's figures when it was taken."""
+
+    worker_id: int  # the lease the heartbeat renews
+    processed: int
+    failed: int
+    active: int  # tasks running now
+    counters: dict[str, Any]  # Tally.to_json()
+
+
 class Maintenance(threading.Thread):
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, snapshot: Snapshot, report: Callable[[], Status],
+                 lease_lost: Callable[[int], None]) -> None:
         super().__init__(name="djq-maintenance", daemon=True)
-        self.worker = worker
+        self.snapshot = snapshot
+        self.report = report  # called from this thread: must only read
+        self.lease_lost = lease_lost  # called from this thread: must be thread-safe
         self.stopped = threading.Event()
         self.conn: psycopg.Connection[Any] | None = None
 
@@ -117,8 +150,8 @@ class Maintenance(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        interval = float(conf.worker_heartbeat_interval)
-        lease = float(conf.worker_lease)
+        interval = self.snapshot.interval
+        lease = self.snapshot.lease
         next_recover = 0.0
         next_prune = time.monotonic() + 5.0
         backoff = 0.2
@@ -126,7 +159,7 @@ class Maintenance(threading.Thread):
         while not self.stopped.is_set():
             try:
                 if self.conn is None or self.conn.closed:
-                    self.conn = open_connection(self.worker.using,
+                    self.conn = open_connection(self.snapshot.using,
                                                 application_name="djq maintenance")
                     connected_at = time.monotonic()
                 self._heartbeat()
@@ -154,18 +187,16 @@ class Maintenance(threading.Thread):
         self._drop_connection()
 
     def _heartbeat(self) -> None:
-        w = self.worker
-        pool = w.pool
-        active = len(pool.running()) if pool is not None else 0
-        alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
-                                 loadavg(), w.tally.to_json())
-        if w.events is not None:
-            w.events.worker_event(self.conn, "worker-heartbeat", w)
+        status = self.report()
+        alive = broker.heartbeat(self.conn, status.worker_id, status.processed,
+                                 status.failed, status.active, loadavg(), status.counters)
+        if self.snapshot.events is not None:
+            self.snapshot.events.worker_event(self.conn, "worker-heartbeat", status)
         if not alive:
             # Others declared us dead and recovered our rows. The main loop stops
             # claiming and starts afresh under a new id (its next cycle would find out
             # too; this tells it sooner).
-            w.lease_lost(w.worker_id)
+            self.lease_lost(status.worker_id)
 
     def _prune(self) -> None:
         expires, failed = result_ages()
