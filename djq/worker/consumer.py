@@ -25,10 +25,8 @@ of their own (:mod:`.maintenance`), the pools (:mod:`.pools`) and its counters
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import socket
 import time
 import uuid
@@ -39,7 +37,7 @@ from typing import Any
 import psycopg
 from django.utils import timezone
 
-from .. import broker, interrupts, serialization, signals, states
+from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import Listener, listen_alias, open_connection
 from ..events import dispatcher as events
@@ -54,6 +52,7 @@ from ..exceptions import (
 from ..task import Context, registry
 from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
 from . import failpoints
+from .claims import Claims
 from .maintenance import (
     Maintenance,
     Snapshot,
@@ -66,6 +65,7 @@ from .maintenance import (
     reject_on_worker_lost,
 )
 from .pools import Finished, Pool, make_pool
+from .revokes import Terminations
 from .shutdown import Stop, StopRequests, Wakeup
 from .tally import Tally
 from .timeouts import TimeLimits, time_limits
@@ -121,16 +121,9 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self.tally = Tally()  # per task name, for djq.metrics (written with heartbeats)
-        self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
-        # Whether the next claim may also reserve rows (claim them beyond the free pool
-        # slots, up to the prefetch): true at start, after a NOTIFY for our queues and
-        # when a poll is due; spent by a claim that got all it asked for.
-        self.reserve_due = True
-        self.next_eta_check = 0.0
-        self.next_control_check = 0.0
+        self.claims = Claims(self.queues, self.prefetch)
+        self.terminations = Terminations()
         self.tracking = _tracking()
-        self._queue_turn = 0
-        self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
         # (task id, max deliveries) of started rows whose process was lost, to re-queue
@@ -296,8 +289,7 @@ class Worker:
         self._stale.update(running)
         self.tally = Tally()  # the old row keeps what it counted; the new one starts at 0
         self.worker_id = self.register(self.conn)
-        self.next_claim_at = 0.0
-        self.reserve_due = True
+        self.claims.again()
         logger.warning("Continuing as worker id=%d", self.worker_id)
 
     def _resync(self) -> None:
@@ -310,8 +302,7 @@ class Worker:
             if self.conn is None or self.conn.closed:
                 self.conn = self._connect()
             broker.release_unstarted(self.conn, self.worker_id, list(self._held_running()))
-            self.next_claim_at = 0.0
-            self.reserve_due = True
+            self.claims.again()
         except psycopg.Error as exc:
             self._reconnect(exc)
 
@@ -353,9 +344,8 @@ class Worker:
                 continue
             logger.warning("Database connection restored; %d claimed task(s) re-queued",
                            requeued)
-            self.next_claim_at = 0.0
-            self.reserve_due = True
-            self.next_control_check = 0.0
+            self.claims.again()
+            self.terminations.next_check = 0.0
             return
 
     def _timeout(self) -> float:
@@ -366,9 +356,7 @@ class Worker:
             # A NOTIFY read after our own statements (e.g. a retry we just stored) made
             # a claim due: do it now, not after the next wait.
             return 0.0
-        wait = self.poll_interval
-        if self.next_claim_at:
-            wait = min(wait, max(0.0, self.next_claim_at - now))
+        wait = self.claims.wait(self.poll_interval, now)
         if self.maintenance is not None:
             wait = min(wait, 1.0)
         return max(0.0, self.limits.wait(wait, now))
@@ -400,40 +388,13 @@ class Worker:
         for channel, payload in self.listener.drain():
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
-                    self.next_claim_at = 0.0
-                    self.reserve_due = True
-                    self.next_eta_check = 0.0
-            elif channel == broker.CONTROL_CHANNEL:
-                self._on_control(payload)
-
-    def _on_control(self, payload: str) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            logger.warning("Ignoring malformed control message: %r", payload)
-            return
-        task_id = message.get("revoke")
-        if task_id:
-            self._terminate(str(task_id), int(message.get("signal") or signal.SIGTERM))
-
-    def _terminate(self, task_id: str, signum: int) -> None:
-        if task_id in self._terminated or self.pool is None:
-            return
-        if task_id in self.pool.running() and (
-                self.pool.interrupt(task_id, interrupts.terminated(signum))
-                or self.pool.kill_task(task_id, signum)):
-            logger.info("Terminating task id=%s with signal %s", task_id, signum)
-            self._terminated[task_id] = signum
+                    self.claims.notified()
+            elif channel == broker.CONTROL_CHANNEL and self.pool is not None:
+                self.terminations.on_control(payload, self.pool)
 
     def _check_terminations(self) -> None:
-        """Revokes with terminate=True are kept on the row; a NOTIFY may have been
-        missed (e.g. during a reconnect), so look now and then."""
-        now = time.monotonic()
-        if now < self.next_control_check or not self.inflight or self.conn is None:
-            return
-        self.next_control_check = now + float(conf.worker_poll_interval)
-        for task_id, signum in broker.terminations(self.conn, self.worker_id):
-            self._terminate(str(task_id), signum)
+        if self.inflight and self.conn is not None and self.pool is not None:
+            self.terminations.check(self.conn, self.worker_id, self.pool)
 
     # -- claiming and dispatching -------------------------------------------------------
     def _should_claim(self) -> bool:
@@ -445,19 +406,11 @@ class Worker:
 
     def _claim_limits(self, free: int) -> tuple[int, int]:
         """(rows to claim, of which to start at once) for a round trip that leaves
-        ``free`` pool slots empty after starting buffered rows.
-
-        Free slots are filled by rows claimed and started in the same statement. Rows
-        are reserved (claimed for later, up to ``concurrency x prefetch multiplier``,
-        Celery's prefetch) only when work has just arrived or a poll is due: a worker
-        working through a backlog then claims rows as its processes free up, so each
-        task is written twice (started, finished) rather than three times, and a
-        backlog is not hoarded by one worker while others have room.
-        """
-        if self.stopping.state or time.monotonic() < self.next_claim_at:
+        ``free`` pool slots empty after starting buffered rows (see :mod:`.claims`);
+        none once asked to stop."""
+        if self.stopping.state:
             return 0, 0
-        reserve = max(0, self.prefetch - len(self.buffer)) if self.reserve_due else 0
-        return free + reserve, free
+        return self.claims.limits(free, len(self.buffer))
 
     def _cycle(self) -> None:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
@@ -481,7 +434,7 @@ class Worker:
             try:
                 started, claimed = broker.cycle(
                     self.conn, self.worker_id, self.hostname, self.unwritten,
-                    [c.id for c in to_start], self._queue_order(), claim_limit,
+                    [c.id for c in to_start], self.claims.order(), claim_limit,
                     claim_start, self.tracking, self.lease, notify, hold=hold,
                 )
                 try:
@@ -518,7 +471,8 @@ class Worker:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
             if claim_limit:
                 self.buffer.extend(row for row in claimed if not row.started)
-                self._after_claim(len(claimed), claim_limit)
+                self.claims.claimed(len(claimed), claim_limit, self.conn,
+                                    self.poll_interval)
             if not (self.buffer and self.pool.free_slots()):
                 return
 
@@ -539,14 +493,6 @@ class Worker:
             self.inflight.pop(task_id, None)
             self.limits.disarm(task_id)
 
-    def _queue_order(self) -> list[str]:
-        """The worker's queues, starting one further along each cycle, so that a backlog
-        in one queue never starves the others."""
-        if len(self.queues) > 1:
-            self._queue_turn = (self._queue_turn + 1) % len(self.queues)
-            return self.queues[self._queue_turn:] + self.queues[:self._queue_turn]
-        return self.queues
-
     def _received(self, claimed: list[broker.Claimed]) -> None:
         for row in claimed:
             logger.info("Task %s[%s] received", row.name, row.id)
@@ -560,26 +506,6 @@ class Worker:
                                      row.id)
                     continue
                 signals.send(signals.task_received, sender=self, request=request)
-
-    def _after_claim(self, got: int, wanted: int) -> None:
-        assert self.conn is not None
-        if got >= wanted:
-            self.next_claim_at = 0.0
-            self.reserve_due = False
-            return
-        self.reserve_due = True  # the next look (NOTIFY, poll or eta) may reserve
-        # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
-        now = time.monotonic()
-        self.next_claim_at = now + self.poll_interval
-        if now >= self.next_eta_check:
-            self.next_eta_check = now + conf.worker_poll_interval
-            nxt = broker.next_run_at(self.conn, self.queues)
-            if nxt is not None:
-                delay = (nxt - timezone.now()).total_seconds()
-                self.next_claim_at = min(self.next_claim_at, now + max(0.0, delay))
-                # Look again when that time comes: a claim a hair early finds nothing,
-                # and must not then sleep a whole poll interval.
-                self.next_eta_check = min(self.next_eta_check, self.next_claim_at)
 
     def _submit(self, row: broker.Claimed, handed: list[str], failed: list[broker.Outcome],
                 hold: bool = False) -> None:
@@ -669,7 +595,7 @@ class Worker:
                 events.from_child(f.extras)
             claimed = self.inflight.pop(f.task_id, None)
             limit = self.limits.finished(f.task_id)
-            signum = self._terminated.pop(f.task_id, None)
+            signum = self.terminations.finished(f.task_id)
             if f.task_id in self._stale:
                 self._stale.discard(f.task_id)
                 self.tally.forget(f.task_id)
