@@ -9,6 +9,9 @@ which limits apply to a row, when each falls due, and how each reaches the task.
   process is killed (:data:`HARD_SIGNAL`); the worker then writes the FAILURE itself,
   with the limit :meth:`TimeLimits.finished` returns.
 
+A task blocked in C code sees an exception raised in its thread only when it returns to
+Python: a worker with a thread pool says so once at start (:func:`warn_time_limits`).
+
 Only the worker's main thread uses a :class:`TimeLimits`.
 """
 
@@ -126,4 +129,24 @@ def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
     return (None if soft is None else float(soft), None if hard is None else float(hard))
 
 
-__all__ = ["HARD_SIGNAL", "SOFT_SIGNAL", "Deadline", "TimeLimits", "time_limits"]
+def warn_time_limits(pool: str, queues: list[str]) -> None:
+    """The threads and solo pools raise time limits inside the task's thread, which a
+    task blocked in C code does not see: say so once, naming the limited tasks."""
+    limited = sorted(
+        t.name for t in registry.values()
+        if (t.time_limit is not None or t.soft_time_limit is not None)
+        and (t.queue or conf.task_default_queue) in queues
+    )
+    if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
+        limited.insert(0, "every task (task_time_limit/task_soft_time_limit settings)")
+    if limited:
+        logger.warning(
+            "-P %s enforces time limits and revoke(terminate=True) by raising "
+            "SoftTimeLimitExceeded, TimeLimitExceeded or TaskRevokedError inside the "
+            "task's thread: a task blocked in C code (a system call, a C extension) cannot "
+            "be interrupted until it returns to Python. Tasks with time limits: %s",
+            pool, ", ".join(limited))
+
+
+__all__ = ["HARD_SIGNAL", "SOFT_SIGNAL", "Deadline", "TimeLimits", "time_limits",
+           "warn_time_limits"]
