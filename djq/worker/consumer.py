@@ -35,7 +35,6 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 import psycopg
-from django.utils import timezone
 
 from .. import broker, serialization, signals, states
 from ..conf import conf
@@ -50,21 +49,18 @@ from ..exceptions import (
     WorkerLostError,
 )
 from ..task import Context, registry
-from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
+from ..trace import claimed_to_dict
 from . import failpoints
 from .claims import Claims
-from .maintenance import (
-    Maintenance,
-    Snapshot,
-    Status,
+from .maintenance import Maintenance, Snapshot, Status, backoff_cap, loadavg
+from .pools import Finished, Pool, make_pool
+from .recovery import (
     acks_late,
-    backoff_cap,
-    loadavg,
+    error_outcome,
     lost_error,
     max_deliveries,
     reject_on_worker_lost,
 )
-from .pools import Finished, Pool, make_pool
 from .revokes import Terminations
 from .shutdown import Stop, StopRequests, Wakeup
 from .tally import Tally
@@ -519,7 +515,7 @@ class Worker:
         except DjqError as exc:
             logger.error("Task %s[%s] has options that cannot be decoded: %s", row.name,
                          task_id, exc)
-            failed.append(_error_outcome(row.id, exc))
+            failed.append(error_outcome(row.id, exc))
             self.failed += 1
             self.processed += 1
             return
@@ -578,7 +574,7 @@ class Worker:
         except psycopg.Error as exc:
             logger.error("Task id=%s: its outcome cannot be stored: %s", outcome.id, exc)
             error = EncodeError(f"The task's outcome could not be stored: {exc}")
-            broker.finish(self.conn, self.worker_id, [_error_outcome(outcome.id, error)])
+            broker.finish(self.conn, self.worker_id, [error_outcome(outcome.id, error)])
 
     @staticmethod
     def _log_refused(refused: list[broker.Outcome]) -> None:
@@ -632,13 +628,13 @@ class Worker:
         task_id = uuid.UUID(f.task_id)
         name = claimed.name if claimed is not None else None
         if limit is not None:
-            return _error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
+            return error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
         if signum is not None:
             signals.send(signals.task_revoked, sender=registry.get(name or ""),
                          request=Context(id=f.task_id, task=name, called_directly=False,
                                          hostname=self.hostname),
                          terminated=True, signum=signum, expired=False)
-            return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
+            return error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
                                   with_traceback=False)
         cold = self.stopping.state >= Stop.COLD
         if name is not None and acks_late(name) and (cold or reject_on_worker_lost(name)):
@@ -647,7 +643,7 @@ class Worker:
                            name, f.task_id, f.lost, why)
             self.redeliveries.append((task_id, max_deliveries(name)))
             return None
-        return _error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
+        return error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
 
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:
@@ -734,15 +730,6 @@ class Worker:
             self._collect_outcomes(self.pool.collect())
             if self.unwritten or self.redeliveries:
                 self._try_db(self._flush)
-
-
-def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.FAILURE,
-                   with_traceback: bool = True) -> broker.Outcome:
-    return broker.Outcome(
-        id=task_id, state=state, result=serialization.dumps(exception_to_dict(exc)),
-        traceback=ExceptionInfo(exc).traceback if with_traceback else None,
-        date_done=timezone.now(),
-    )
 
 
 def _received_fields(row: broker.Claimed) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The worker's maintenance thread: renews its lease, recovers the tasks of workers that
-died, and prunes expired results. It has its own connection, so a long task in the
-``solo`` pool or a busy loop never lets the lease lapse.
+died (:func:`~djq.worker.recovery.recover`), and prunes expired results. It has its own
+connection, so a long task in the ``solo`` pool or a busy loop never lets the lease lapse.
 
 The thread never touches the worker: it is given a :class:`Snapshot` of what stays
 fixed, asks a ``report`` callback for the figures each heartbeat carries, and tells the
@@ -15,96 +15,20 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .. import broker, serialization
+from .. import broker
 from ..conf import conf
 from ..db import open_connection
-from ..exceptions import WorkerLostError
-from ..task import registry
-from ..trace import ExceptionInfo, exception_to_dict
+from .recovery import recover
 
 if TYPE_CHECKING:
     from ..events.dispatcher import EventDispatcher
 
 logger = logging.getLogger("djq.worker")
-
-
-def acks_late(name: str) -> bool:
-    task = registry.get(name)
-    if task is None:
-        return bool(conf.task_acks_late)
-    return bool(task.option("acks_late"))
-
-
-def reject_on_worker_lost(name: str) -> bool:
-    task = registry.get(name)
-    if task is None:
-        return bool(conf.task_reject_on_worker_lost)
-    return bool(task.option("reject_on_worker_lost"))
-
-
-def max_deliveries(name: str) -> int:
-    """How many times a task may be delivered and lost before it ends FAILURE."""
-    task = registry.get(name)
-    value = conf.task_max_deliveries if task is None else task.option("max_deliveries")
-    return max(1, int(value))
-
-
-def lost_error() -> tuple[str, str]:
-    """The stored result and traceback of a task lost once too often, with ``@N@`` and
-    ``@MAX@`` for :func:`djq.broker.redeliver` to fill in."""
-    exc = WorkerLostError("Task was delivered @N@ times and its process or worker was lost "
-                          "each time (task_max_deliveries=@MAX@)")
-    return serialization.dumps(exception_to_dict(exc)), ExceptionInfo(exc).traceback
-
-
-def recover(conn: Any, lease: float) -> tuple[int, int]:
-    """Declare workers past their lease dead and recover every in-flight row that no live
-    worker holds, in one transaction.
-
-    Unstarted rows go back to their queue; started ones too under ``acks_late`` (each
-    such delivery counted: past ``task_max_deliveries`` the row ends FAILURE instead),
-    and otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns
-    (requeued, failed).
-    """
-    with conn.transaction():
-        for worker_id, hostname in broker.expire_workers(conn, lease):
-            logger.warning("Worker %s (id=%d) missed its heartbeat for %.0fs: recovering "
-                           "its tasks", hostname, worker_id, lease)
-        rows = broker.orphans(conn)
-        if not rows:
-            return 0, 0
-        requeue: list[uuid.UUID] = []
-        again: list[tuple[uuid.UUID, int]] = []
-        lost: list[uuid.UUID] = []
-        for r in rows:
-            if r.status == broker.CLAIMED:
-                requeue.append(r.id)
-            elif acks_late(r.name):
-                again.append((r.id, max_deliveries(r.name)))
-            else:
-                lost.append(r.id)
-        requeued = broker.requeue_orphans(conn, requeue)
-        result, traceback = lost_error()
-        redelivered = broker.redeliver(conn, again, result, traceback)
-        for task_id, ended, count in redelivered:
-            if ended:
-                logger.error("Task id=%s was delivered %d times and lost each time: it "
-                             "ends FAILURE (WorkerLostError)", task_id, count)
-        requeued += sum(1 for _, ended, _ in redelivered if not ended)
-        exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
-        failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
-                                     ExceptionInfo(exc).traceback)
-        failed += sum(1 for _, ended, _ in redelivered if ended)
-    if requeued or failed:
-        logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
-                       "WorkerLostError", requeued, failed)
-    return requeued, failed
 
 
 def backoff_cap(lease: float) -> float:
