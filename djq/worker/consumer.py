@@ -17,10 +17,13 @@ was (cut off from the database longer than ``worker_lease``) claims nothing more
 that id: the rows it held were recovered by others, so it drops its buffer, lets running
 tasks finish without writing their outcomes, and carries on under a new id.
 
-The worker's concerns each have their own module: time limits (:mod:`.timeouts`), how
-it is asked to stop (:mod:`.shutdown`), its lease and the others' recovery in a thread
-of their own (:mod:`.maintenance`), the pools (:mod:`.pools`) and its counters
-(:mod:`.tally`). Only the main thread writes the :class:`Worker`'s state.
+The worker's other concerns each have a module: the pace of its claims
+(:mod:`.claims`), time limits (:mod:`.timeouts`), revokes that terminate
+(:mod:`.revokes`), how it is asked to stop (:mod:`.shutdown`), what becomes of a lost
+task (:mod:`.recovery`), the thread that renews its lease and recovers dead workers'
+rows (:mod:`.maintenance`), the pools (:mod:`.pools`) and its counters (:mod:`.tally`).
+Only the main thread writes the :class:`Worker`'s state: the maintenance thread reads
+it through a callback and posts a lost lease to :attr:`Worker.lost_leases`.
 """
 
 from __future__ import annotations
