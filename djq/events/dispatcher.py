@@ -235,9 +235,8 @@ class EventDispatcher:
 
     # -- worker events -----------------------------------------------------------------
     def worker_fields(self, worker: Any) -> dict[str, Any]:
-        pool = getattr(worker, "pool", None)
         return {
-            "freq": self.freq, "active": len(pool.running()) if pool is not None else 0,
+            "freq": self.freq, "active": int(getattr(worker, "active", 0)),
             "processed": int(getattr(worker, "processed", 0)), "loadavg": loadavg(),
             "sw_ident": SW_IDENT, "sw_ver": SW_VER, "sw_sys": SW_SYS,
         }

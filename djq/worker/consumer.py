@@ -16,29 +16,34 @@ The lease: every round trip checks that this worker has not been declared dead. 
 was (cut off from the database longer than ``worker_lease``) claims nothing more under
 that id: the rows it held were recovered by others, so it drops its buffer, lets running
 tasks finish without writing their outcomes, and carries on under a new id.
+
+The worker's other concerns each have a module: the pace of its claims
+(:mod:`.claims`), time limits (:mod:`.timeouts`), revokes that terminate
+(:mod:`.revokes`), how it is asked to stop (:mod:`.shutdown`), what becomes of a lost
+task (:mod:`.recovery`), the thread that renews its lease and recovers dead workers'
+rows (:mod:`.maintenance`), the pools (:mod:`.pools`) and its counters (:mod:`.tally`).
+Only the main thread writes the :class:`Worker`'s state: the maintenance thread reads
+it through a callback and posts a lost lease to :attr:`Worker.lost_leases`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import socket
 import time
 import uuid
 from collections import deque
+from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 import psycopg
-from django.utils import timezone
 
-from .. import broker, interrupts, serialization, signals, states
+from .. import broker, serialization, signals, states
 from ..conf import conf
 from ..db import Listener, listen_alias, open_connection
 from ..events import dispatcher as events
 from ..exceptions import (
-    DecodeError,
     DjqError,
     EncodeError,
     LeaseLost,
@@ -47,19 +52,22 @@ from ..exceptions import (
     WorkerLostError,
 )
 from ..task import Context, registry
-from ..trace import ExceptionInfo, claimed_to_dict, exception_to_dict
+from ..trace import claimed_to_dict
 from . import failpoints
-from .maintenance import (
-    Maintenance,
+from .claims import Claims
+from .maintenance import Maintenance, Snapshot, Status, backoff_cap, loadavg
+from .pools import Finished, Pool, make_pool
+from .recovery import (
     acks_late,
-    backoff_cap,
-    loadavg,
+    error_outcome,
     lost_error,
     max_deliveries,
     reject_on_worker_lost,
 )
-from .pools import Finished, Pool, make_pool
+from .revokes import Terminations
+from .shutdown import Stop, StopRequests, Wakeup
 from .tally import Tally
+from .timeouts import TimeLimits, time_limits
 
 logger = logging.getLogger("djq.worker")
 
@@ -107,80 +115,55 @@ class Worker:
         self.poll_interval = float(conf.worker_poll_interval)
         self.pool: Pool | None = None
         self.maintenance: Maintenance | None = None
-        self.stop_requested = 0  # 0 running, 1 warm, 2 cold
-        self.sigterms = 0
-        self.sigints = 0
-        self.wake_r, self.wake_w = socket.socketpair()
-        self.wake_r.setblocking(False)
-        self.wake_w.setblocking(False)
+        self.wakeup = Wakeup()
+        self.stopping = StopRequests(self.wakeup.wake)
         self.processed = 0
         self.failed = 0
         self.tally = Tally()  # per task name, for djq.metrics (written with heartbeats)
-        self.next_claim_at = 0.0  # monotonic; 0 = claim as soon as there is room
-        # Whether the next claim may also reserve rows (claim them beyond the free pool
-        # slots, up to the prefetch): true at start, after a NOTIFY for our queues and
-        # when a poll is due; spent by a claim that got all it asked for.
-        self.reserve_due = True
-        self.next_eta_check = 0.0
-        self.next_control_check = 0.0
+        self.claims = Claims(self.queues, self.prefetch)
+        self.terminations = Terminations()
         self.tracking = _tracking()
-        self._queue_turn = 0
-        self._terminated: dict[str, int] = {}  # task id -> signal it was killed with
         self.inflight: dict[str, broker.Claimed] = {}  # handed to the pool, not yet written
         self.unwritten: list[broker.Outcome] = []  # outcomes the database has not taken yet
         # (task id, max deliveries) of started rows whose process was lost, to re-queue
         self.redeliveries: list[tuple[uuid.UUID, int]] = []
-        # task id -> [soft deadline, hard deadline (monotonic), hard limit in seconds]
-        self.deadlines: dict[str, list[float | None]] = {}
-        self._timed_out: dict[str, float] = {}  # task id -> hard limit it exceeded
+        self.limits = TimeLimits()
         self.events: events.EventDispatcher | None = None  # with -E
         self.lease = float(conf.worker_lease)
-        self._lost_lease_id = 0  # set (from the maintenance thread) to a lost lease's id
+        # Ids of leases the maintenance thread found lost: it appends, the loop takes.
+        self.lost_leases: deque[int] = deque()
         self._stale: set[str] = set()  # running tasks whose rows were recovered by others
         self._next_db_error_log = 0.0
         self.beat = beat  # run the periodic-task scheduler in a thread (djq.beat)
         self.scheduler: Any = None
 
-    # -- signals ---------------------------------------------------------------------------
+    # -- signals and the maintenance thread -------------------------------------------------
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_sigterm)
-        signal.signal(signal.SIGINT, self._on_sigint)
-        signal.signal(signal.SIGQUIT, self._on_sigquit)
+        self.stopping.install()
 
-    def _wake(self) -> None:
-        try:
-            self.wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
-
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.sigterms += 1
-        if self.stop_requested < 1:
-            logger.warning("worker: Warm shutdown (SIGTERM)")
-        self.stop_requested = max(self.stop_requested, 1)
-        self._wake()
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        self.sigints += 1
-        if self.sigints == 1:
-            logger.warning("worker: Hitting Ctrl+C again will terminate all running tasks!")
-            logger.warning("worker: Warm shutdown (MainProcess)")
-            self.stop_requested = max(self.stop_requested, 1)
-        else:
-            logger.warning("worker: Cold shutdown (MainProcess)")
-            self.stop_requested = 2
-        self._wake()
-
-    def _on_sigquit(self, signum: int, frame: Any) -> None:
-        logger.warning("worker: Cold shutdown (SIGQUIT)")
-        self.stop_requested = 2
-        self._wake()
+    @property
+    def active(self) -> int:
+        """How many tasks are running now."""
+        return len(self.pool.running()) if self.pool is not None else 0
 
     def lease_lost(self, worker_id: int) -> None:
         """Told (by the maintenance thread's heartbeat) that the lease ``worker_id`` was
-        declared dead; the main loop acts on it."""
-        self._lost_lease_id = worker_id
-        self._wake()
+        declared dead: posts the news, which the main loop acts on."""
+        self.lost_leases.append(worker_id)
+        self.wakeup.wake()
+
+    def _report(self) -> Status:
+        """What the maintenance thread's next heartbeat stores (read from its thread)."""
+        return Status(self.worker_id, self.processed, self.failed, self.active,
+                      self.tally.to_json())
+
+    def _lease_was_lost(self) -> bool:
+        """Whether the maintenance thread found the lease this worker holds now lost
+        (news of an earlier lease is dropped)."""
+        lost = False
+        while self.lost_leases:
+            lost = self.lost_leases.popleft() == self.worker_id or lost
+        return lost
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -192,11 +175,14 @@ class Worker:
         if self.send_events:  # before the pool starts: its processes inherit it
             self.events = events.enable(self.hostname, float(conf.worker_heartbeat_interval))
         self.pool = make_pool(self.pool_kind, self.hostname, self.concurrency,
-                              self.max_tasks_per_child, self.max_memory_per_child)
+                              self.max_tasks_per_child, self.max_memory_per_child,
+                              None if self.events is None else EventsExtras())
         self.pool.start()
         if self.events is not None:
             self.events.worker_event(self.conn, "worker-online", self)
-        self.maintenance = Maintenance(self)
+        snapshot = Snapshot(self.using, self.hostname, self.lease,
+                            float(conf.worker_heartbeat_interval), self.events)
+        self.maintenance = Maintenance(snapshot, self._report, self.lease_lost)
         self.maintenance.start()
         if self.beat:  # after the pool has forked; a scheduler closes its sockets in forks
             from ..beat.scheduler import Scheduler
@@ -257,9 +243,9 @@ class Worker:
 
     def _loop(self) -> None:
         assert self.pool is not None and self.conn is not None
-        while not self.stop_requested:
+        while not self.stopping.state:
             try:
-                if self._lost_lease_id and self._lost_lease_id == self.worker_id:
+                if self.lost_leases and self._lease_was_lost():
                     raise LeaseLost(f"Worker id={self.worker_id} was declared dead")
                 self._drain_notifies()
                 self._check_terminations()
@@ -302,8 +288,7 @@ class Worker:
         self._stale.update(running)
         self.tally = Tally()  # the old row keeps what it counted; the new one starts at 0
         self.worker_id = self.register(self.conn)
-        self.next_claim_at = 0.0
-        self.reserve_due = True
+        self.claims.again()
         logger.warning("Continuing as worker id=%d", self.worker_id)
 
     def _resync(self) -> None:
@@ -316,8 +301,7 @@ class Worker:
             if self.conn is None or self.conn.closed:
                 self.conn = self._connect()
             broker.release_unstarted(self.conn, self.worker_id, list(self._held_running()))
-            self.next_claim_at = 0.0
-            self.reserve_due = True
+            self.claims.again()
         except psycopg.Error as exc:
             self._reconnect(exc)
 
@@ -340,11 +324,11 @@ class Worker:
         backoff = 0.2
         # A warm shutdown (SIGTERM) starts at once, outage or not: _shutdown() hands rows
         # back and writes outcomes if the database returns within its bounded wait.
-        while not self.stop_requested:
+        while not self.stopping.state:
             self._wait(backoff)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
-            if self.stop_requested:
+            if self.stopping.state:
                 break
             try:
                 self.conn = self._connect()
@@ -359,9 +343,8 @@ class Worker:
                 continue
             logger.warning("Database connection restored; %d claimed task(s) re-queued",
                            requeued)
-            self.next_claim_at = 0.0
-            self.reserve_due = True
-            self.next_control_check = 0.0
+            self.claims.again()
+            self.terminations.next_check = 0.0
             return
 
     def _timeout(self) -> float:
@@ -372,45 +355,18 @@ class Worker:
             # A NOTIFY read after our own statements (e.g. a retry we just stored) made
             # a claim due: do it now, not after the next wait.
             return 0.0
-        wait = self.poll_interval
-        if self.next_claim_at:
-            wait = min(wait, max(0.0, self.next_claim_at - now))
+        wait = self.claims.wait(self.poll_interval, now)
         if self.maintenance is not None:
             wait = min(wait, 1.0)
-        for soft, hard, _ in self.deadlines.values():
-            for deadline in (soft, hard):
-                if deadline is not None:
-                    wait = min(wait, deadline - now)
-        return max(0.0, wait)
+        return max(0.0, self.limits.wait(wait, now))
 
     def _enforce_time_limits(self) -> None:
-        """Raise the soft limit inside the task; at the hard limit, kill its process
-        (prefork) or raise TimeLimitExceeded inside its thread (threads, solo)."""
-        if not self.deadlines or self.pool is None:
-            return
-        now = time.monotonic()
-        for task_id, entry in list(self.deadlines.items()):
-            soft, hard, hard_limit = entry
-            if task_id not in self.inflight:
-                del self.deadlines[task_id]
-                continue
-            if soft is not None and now >= soft:
-                logger.warning("Soft time limit exceeded for task id=%s", task_id)
-                if not self.pool.interrupt(task_id, interrupts.soft_time_limit()):
-                    self.pool.kill_task(task_id, signal.SIGUSR1)
-                entry[0] = None
-            if hard is not None and now >= hard:
-                logger.error("Hard time limit (%ss) exceeded for task id=%s", hard_limit,
-                             task_id)
-                self._timed_out[task_id] = float(hard_limit or 0)
-                if not self.pool.interrupt(task_id, interrupts.hard_time_limit(
-                        float(hard_limit or 0))):
-                    self.pool.kill_task(task_id, signal.SIGKILL)
-                del self.deadlines[task_id]
+        if self.pool is not None:
+            self.limits.enforce(self.pool, self.inflight)
 
     def _wait(self, timeout: float) -> None:
         assert self.pool is not None
-        waitables = [self.wake_r, *self.pool.waitables()]
+        waitables = [self.wakeup.fd, *self.pool.waitables()]
         if self.conn is not None and not self.conn.closed:
             waitables.append(self.conn.fileno())
         if (self.listener is not None and self.listener.conn is not self.conn
@@ -418,18 +374,12 @@ class Worker:
             waitables.append(self.listener.conn.fileno())
         if timeout <= 0:
             return
-        from multiprocessing.connection import wait as mp_wait
-
         try:
             ready = mp_wait(waitables, timeout)
         except InterruptedError:
             return
-        if self.wake_r in ready:
-            try:
-                while self.wake_r.recv(4096):
-                    pass
-            except BlockingIOError:
-                pass
+        if self.wakeup.fd in ready:
+            self.wakeup.drain()
 
     def _drain_notifies(self) -> None:
         if self.listener is None:  # poll-only
@@ -437,40 +387,13 @@ class Worker:
         for channel, payload in self.listener.drain():
             if channel == broker.ENQUEUE_CHANNEL:
                 if payload in self.queues:
-                    self.next_claim_at = 0.0
-                    self.reserve_due = True
-                    self.next_eta_check = 0.0
-            elif channel == broker.CONTROL_CHANNEL:
-                self._on_control(payload)
-
-    def _on_control(self, payload: str) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            logger.warning("Ignoring malformed control message: %r", payload)
-            return
-        task_id = message.get("revoke")
-        if task_id:
-            self._terminate(str(task_id), int(message.get("signal") or signal.SIGTERM))
-
-    def _terminate(self, task_id: str, signum: int) -> None:
-        if task_id in self._terminated or self.pool is None:
-            return
-        if task_id in self.pool.running() and (
-                self.pool.interrupt(task_id, interrupts.terminated(signum))
-                or self.pool.kill_task(task_id, signum)):
-            logger.info("Terminating task id=%s with signal %s", task_id, signum)
-            self._terminated[task_id] = signum
+                    self.claims.notified()
+            elif channel == broker.CONTROL_CHANNEL and self.pool is not None:
+                self.terminations.on_control(payload, self.pool)
 
     def _check_terminations(self) -> None:
-        """Revokes with terminate=True are kept on the row; a NOTIFY may have been
-        missed (e.g. during a reconnect), so look now and then."""
-        now = time.monotonic()
-        if now < self.next_control_check or not self.inflight or self.conn is None:
-            return
-        self.next_control_check = now + float(conf.worker_poll_interval)
-        for task_id, signum in broker.terminations(self.conn, self.worker_id):
-            self._terminate(str(task_id), signum)
+        if self.inflight and self.conn is not None and self.pool is not None:
+            self.terminations.check(self.conn, self.worker_id, self.pool)
 
     # -- claiming and dispatching -------------------------------------------------------
     def _should_claim(self) -> bool:
@@ -482,19 +405,11 @@ class Worker:
 
     def _claim_limits(self, free: int) -> tuple[int, int]:
         """(rows to claim, of which to start at once) for a round trip that leaves
-        ``free`` pool slots empty after starting buffered rows.
-
-        Free slots are filled by rows claimed and started in the same statement. Rows
-        are reserved (claimed for later, up to ``concurrency x prefetch multiplier``,
-        Celery's prefetch) only when work has just arrived or a poll is due: a worker
-        working through a backlog then claims rows as its processes free up, so each
-        task is written twice (started, finished) rather than three times, and a
-        backlog is not hoarded by one worker while others have room.
-        """
-        if self.stop_requested or time.monotonic() < self.next_claim_at:
+        ``free`` pool slots empty after starting buffered rows (see :mod:`.claims`);
+        none once asked to stop."""
+        if self.stopping.state:
             return 0, 0
-        reserve = max(0, self.prefetch - len(self.buffer)) if self.reserve_due else 0
-        return free + reserve, free
+        return self.claims.limits(free, len(self.buffer))
 
     def _cycle(self) -> None:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
@@ -518,7 +433,7 @@ class Worker:
             try:
                 started, claimed = broker.cycle(
                     self.conn, self.worker_id, self.hostname, self.unwritten,
-                    [c.id for c in to_start], self._queue_order(), claim_limit,
+                    [c.id for c in to_start], self.claims.order(), claim_limit,
                     claim_start, self.tracking, self.lease, notify, hold=hold,
                 )
                 try:
@@ -555,7 +470,8 @@ class Worker:
                     logger.info("Discarding revoked task %s[%s]", row.name, row.id)
             if claim_limit:
                 self.buffer.extend(row for row in claimed if not row.started)
-                self._after_claim(len(claimed), claim_limit)
+                self.claims.claimed(len(claimed), claim_limit, self.conn,
+                                    self.poll_interval)
             if not (self.buffer and self.pool.free_slots()):
                 return
 
@@ -574,15 +490,7 @@ class Worker:
         self.pool.withdraw(task_ids)
         for task_id in task_ids:
             self.inflight.pop(task_id, None)
-            self.deadlines.pop(task_id, None)
-
-    def _queue_order(self) -> list[str]:
-        """The worker's queues, starting one further along each cycle, so that a backlog
-        in one queue never starves the others."""
-        if len(self.queues) > 1:
-            self._queue_turn = (self._queue_turn + 1) % len(self.queues)
-            return self.queues[self._queue_turn:] + self.queues[:self._queue_turn]
-        return self.queues
+            self.limits.disarm(task_id)
 
     def _received(self, claimed: list[broker.Claimed]) -> None:
         for row in claimed:
@@ -598,26 +506,6 @@ class Worker:
                     continue
                 signals.send(signals.task_received, sender=self, request=request)
 
-    def _after_claim(self, got: int, wanted: int) -> None:
-        assert self.conn is not None
-        if got >= wanted:
-            self.next_claim_at = 0.0
-            self.reserve_due = False
-            return
-        self.reserve_due = True  # the next look (NOTIFY, poll or eta) may reserve
-        # The queue is drained for now: sleep until a NOTIFY, the next eta or the poll.
-        now = time.monotonic()
-        self.next_claim_at = now + self.poll_interval
-        if now >= self.next_eta_check:
-            self.next_eta_check = now + conf.worker_poll_interval
-            nxt = broker.next_run_at(self.conn, self.queues)
-            if nxt is not None:
-                delay = (nxt - timezone.now()).total_seconds()
-                self.next_claim_at = min(self.next_claim_at, now + max(0.0, delay))
-                # Look again when that time comes: a claim a hair early finds nothing,
-                # and must not then sleep a whole poll interval.
-                self.next_eta_check = min(self.next_eta_check, self.next_claim_at)
-
     def _submit(self, row: broker.Claimed, handed: list[str], failed: list[broker.Outcome],
                 hold: bool = False) -> None:
         """Hand a row marked started to the pool, with its time limits (on ``hold``: it
@@ -630,7 +518,7 @@ class Worker:
         except DjqError as exc:
             logger.error("Task %s[%s] has options that cannot be decoded: %s", row.name,
                          task_id, exc)
-            failed.append(_error_outcome(row.id, exc))
+            failed.append(error_outcome(row.id, exc))
             self.failed += 1
             self.processed += 1
             return
@@ -638,9 +526,7 @@ class Worker:
         self.tally.started(task_id)
         handed.append(task_id)
         if soft is not None or hard is not None:
-            now = time.monotonic()
-            self.deadlines[task_id] = [None if soft is None else now + soft,
-                                       None if hard is None else now + hard, hard]
+            self.limits.arm(task_id, soft, hard)
         payload = claimed_to_dict(row)
         payload["worker_id"] = self.worker_id
         if self.events is not None:
@@ -691,7 +577,7 @@ class Worker:
         except psycopg.Error as exc:
             logger.error("Task id=%s: its outcome cannot be stored: %s", outcome.id, exc)
             error = EncodeError(f"The task's outcome could not be stored: {exc}")
-            broker.finish(self.conn, self.worker_id, [_error_outcome(outcome.id, error)])
+            broker.finish(self.conn, self.worker_id, [error_outcome(outcome.id, error)])
 
     @staticmethod
     def _log_refused(refused: list[broker.Outcome]) -> None:
@@ -704,13 +590,14 @@ class Worker:
         if not finished:
             return
         for f in finished:
+            if f.extras is not None:  # events a pool process sent with the outcome
+                events.from_child(f.extras)
             claimed = self.inflight.pop(f.task_id, None)
-            self.deadlines.pop(f.task_id, None)
+            limit = self.limits.finished(f.task_id)
+            signum = self.terminations.finished(f.task_id)
             if f.task_id in self._stale:
                 self._stale.discard(f.task_id)
                 self.tally.forget(f.task_id)
-                self._terminated.pop(f.task_id, None)
-                self._timed_out.pop(f.task_id, None)
                 logger.error(
                     "Task %s[%s] finished (%s) after this worker's lease was lost; other "
                     "workers recovered its row, so this outcome is not stored",
@@ -719,11 +606,9 @@ class Worker:
                 continue
             if f.lost is None:
                 # A limit or a termination raised inside a thread ended the task itself.
-                self._timed_out.pop(f.task_id, None)
-                self._terminated.pop(f.task_id, None)
                 outcomes = f.outcomes
             else:
-                lost = self._lost_outcome(f, claimed)
+                lost = self._lost_outcome(f, claimed, limit, signum)
                 if lost is None:  # to be delivered again (see _redeliver)
                     continue
                 outcomes = [lost]
@@ -736,34 +621,32 @@ class Worker:
                     self.failed += o.state == states.FAILURE
             self.unwritten.extend(outcomes)
 
-    def _lost_outcome(self, f: Finished,
-                      claimed: broker.Claimed | None) -> broker.Outcome | None:
-        """The outcome of a task whose process died: killed for its hard time limit,
-        terminated by a revoke, or lost. A lost task fails with WorkerLostError, as in
-        Celery, even under acks_late, unless it is acks_late and reject_on_worker_lost,
-        or the process was killed by a cold shutdown under acks_late: then it is to be
-        delivered again (None; see :meth:`_redeliver`)."""
+    def _lost_outcome(self, f: Finished, claimed: broker.Claimed | None,
+                      limit: float | None, signum: int | None) -> broker.Outcome | None:
+        """The outcome of a task whose process died: killed for its hard time limit
+        (``limit``), terminated by a revoke (with ``signum``), or lost. A lost task fails
+        with WorkerLostError, as in Celery, even under acks_late, unless it is acks_late
+        and reject_on_worker_lost, or the process was killed by a cold shutdown under
+        acks_late: then it is to be delivered again (None; see :meth:`_redeliver`)."""
         task_id = uuid.UUID(f.task_id)
-        signum = self._terminated.pop(f.task_id, None)
-        limit = self._timed_out.pop(f.task_id, None)
         name = claimed.name if claimed is not None else None
         if limit is not None:
-            return _error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
+            return error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
         if signum is not None:
             signals.send(signals.task_revoked, sender=registry.get(name or ""),
                          request=Context(id=f.task_id, task=name, called_directly=False,
                                          hostname=self.hostname),
                          terminated=True, signum=signum, expired=False)
-            return _error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
+            return error_outcome(task_id, TaskRevokedError("terminated"), states.REVOKED,
                                   with_traceback=False)
-        if name is not None and acks_late(name) and (
-                self.stop_requested >= 2 or reject_on_worker_lost(name)):
-            why = "cold shutdown" if self.stop_requested >= 2 else "reject_on_worker_lost"
+        cold = self.stopping.state >= Stop.COLD
+        if name is not None and acks_late(name) and (cold or reject_on_worker_lost(name)):
+            why = "cold shutdown" if cold else "reject_on_worker_lost"
             logger.warning("Task %s[%s] lost its process (%s): re-queued (acks_late, %s)",
                            name, f.task_id, f.lost, why)
             self.redeliveries.append((task_id, max_deliveries(name)))
             return None
-        return _error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
+        return error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
 
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:
@@ -775,9 +658,9 @@ class Worker:
         leaving whatever is left to recovery by the other workers."""
         self._try_db(self._release_buffer)
         if self.pool is not None:
-            if self.stop_requested < 2:
+            if self.stopping.state < Stop.COLD:
                 self._drain_running()
-            self.pool.stop(cold=self.stop_requested >= 2)
+            self.pool.stop(cold=self.stopping.state >= Stop.COLD)
             self._collect_outcomes(self.pool.collect())
         self._try_db(self._flush)
         if self.unwritten or self.redeliveries or self.buffer:
@@ -809,7 +692,8 @@ class Worker:
                        "outcome(s) and hand back %d claimed task(s)", self.lease,
                        len(self.unwritten), len(self.buffer))
         backoff = 0.2
-        while (self.unwritten or self.redeliveries or self.buffer) and self.stop_requested < 2:
+        while ((self.unwritten or self.redeliveries or self.buffer)
+               and self.stopping.state < Stop.COLD):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -843,21 +727,12 @@ class Worker:
     def _drain_running(self) -> None:
         """Warm shutdown: let running tasks finish, writing each outcome as it comes."""
         assert self.pool is not None
-        while self.pool.running() and self.stop_requested < 2:
+        while self.pool.running() and self.stopping.state < Stop.COLD:
             self._wait(0.5)
             self._enforce_time_limits()
             self._collect_outcomes(self.pool.collect())
             if self.unwritten or self.redeliveries:
                 self._try_db(self._flush)
-
-
-def _error_outcome(task_id: uuid.UUID, exc: BaseException, state: str = states.FAILURE,
-                   with_traceback: bool = True) -> broker.Outcome:
-    return broker.Outcome(
-        id=task_id, state=state, result=serialization.dumps(exception_to_dict(exc)),
-        traceback=ExceptionInfo(exc).traceback if with_traceback else None,
-        date_done=timezone.now(),
-    )
 
 
 def _received_fields(row: broker.Claimed) -> dict[str, Any]:
@@ -886,26 +761,20 @@ def _reprs(row: broker.Claimed) -> tuple[str, str]:
     return str(args), str(kwargs)
 
 
-def time_limits(row: broker.Claimed) -> tuple[float | None, float | None]:
-    """(soft, hard) limits in seconds for a row: its call's options, else its task's,
-    else the settings. Raises :class:`DecodeError` for options that do not decode or a
-    limit that is not a positive number."""
-    options = serialization.loads_options(row.options)
-    for key in ("soft_time_limit", "time_limit"):
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, (int, float)) or value <= 0):
-            raise DecodeError(f"Task option {key}={value!r} is not a positive number")
-    task = registry.get(row.name)
-    soft = options.get("soft_time_limit")
-    hard = options.get("time_limit")
-    if soft is None:
-        soft = task.soft_time_limit if task is not None else None
-        soft = conf.task_soft_time_limit if soft is None else soft
-    if hard is None:
-        hard = task.time_limit if task is not None else None
-        hard = conf.task_time_limit if hard is None else hard
-    return (None if soft is None else float(soft), None if hard is None else float(hard))
+class EventsExtras:
+    """Events' share of what travels with a task to a prefork pool process and back
+    (:class:`~djq.worker.pools.Extras`): the worker's Lamport clock out; the events the
+    process buffered while running it, and its clock, back (``Finished.extras``, which
+    :meth:`Worker._collect_outcomes` hands to events)."""
+
+    def stamp(self, row: dict[str, Any]) -> None:
+        events.to_child(row)
+
+    def received(self, row: dict[str, Any]) -> None:
+        events.from_parent(row)
+
+    def extras(self) -> Any:
+        return events.to_parent()
 
 
 def _tracking() -> broker.Tracking:

@@ -1,102 +1,34 @@
 """The worker's maintenance thread: renews its lease, recovers the tasks of workers that
-died, and prunes expired results. It has its own connection, so a long task in the
-``solo`` pool or a busy loop never lets the lease lapse."""
+died (:func:`~djq.worker.recovery.recover`), and prunes expired results. It has its own
+connection, so a long task in the ``solo`` pool or a busy loop never lets the lease lapse.
+
+The thread never touches the worker: it is given a :class:`Snapshot` of what stays
+fixed, asks a ``report`` callback for the figures each heartbeat carries, and tells the
+worker of a lost lease through a ``lease_lost`` callback (which only posts the news; the
+worker's main loop acts on it).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .. import broker, serialization
+from .. import broker
 from ..conf import conf
 from ..db import open_connection
-from ..exceptions import WorkerLostError
-from ..task import registry
-from ..trace import ExceptionInfo, exception_to_dict
+from .recovery import recover
 
 if TYPE_CHECKING:
-    from .consumer import Worker
+    from ..events.dispatcher import EventDispatcher
 
 logger = logging.getLogger("djq.worker")
-
-
-def acks_late(name: str) -> bool:
-    task = registry.get(name)
-    if task is None:
-        return bool(conf.task_acks_late)
-    return bool(task.option("acks_late"))
-
-
-def reject_on_worker_lost(name: str) -> bool:
-    task = registry.get(name)
-    if task is None:
-        return bool(conf.task_reject_on_worker_lost)
-    return bool(task.option("reject_on_worker_lost"))
-
-
-def max_deliveries(name: str) -> int:
-    """How many times a task may be delivered and lost before it ends FAILURE."""
-    task = registry.get(name)
-    value = conf.task_max_deliveries if task is None else task.option("max_deliveries")
-    return max(1, int(value))
-
-
-def lost_error() -> tuple[str, str]:
-    """The stored result and traceback of a task lost once too often, with ``@N@`` and
-    ``@MAX@`` for :func:`djq.broker.redeliver` to fill in."""
-    exc = WorkerLostError("Task was delivered @N@ times and its process or worker was lost "
-                          "each time (task_max_deliveries=@MAX@)")
-    return serialization.dumps(exception_to_dict(exc)), ExceptionInfo(exc).traceback
-
-
-def recover(conn: Any, lease: float) -> tuple[int, int]:
-    """Declare workers past their lease dead and recover every in-flight row that no live
-    worker holds, in one transaction.
-
-    Unstarted rows go back to their queue; started ones too under ``acks_late`` (each
-    such delivery counted: past ``task_max_deliveries`` the row ends FAILURE instead),
-    and otherwise end FAILURE with WorkerLostError (Celery's semantics). Returns
-    (requeued, failed).
-    """
-    with conn.transaction():
-        for worker_id, hostname in broker.expire_workers(conn, lease):
-            logger.warning("Worker %s (id=%d) missed its heartbeat for %.0fs: recovering "
-                           "its tasks", hostname, worker_id, lease)
-        rows = broker.orphans(conn)
-        if not rows:
-            return 0, 0
-        requeue: list[uuid.UUID] = []
-        again: list[tuple[uuid.UUID, int]] = []
-        lost: list[uuid.UUID] = []
-        for r in rows:
-            if r.status == broker.CLAIMED:
-                requeue.append(r.id)
-            elif acks_late(r.name):
-                again.append((r.id, max_deliveries(r.name)))
-            else:
-                lost.append(r.id)
-        requeued = broker.requeue_orphans(conn, requeue)
-        result, traceback = lost_error()
-        redelivered = broker.redeliver(conn, again, result, traceback)
-        for task_id, ended, count in redelivered:
-            if ended:
-                logger.error("Task id=%s was delivered %d times and lost each time: it "
-                             "ends FAILURE (WorkerLostError)", task_id, count)
-        requeued += sum(1 for _, ended, _ in redelivered if not ended)
-        exc = WorkerLostError("Worker exited prematurely: its heartbeat lease expired.")
-        failed = broker.fail_orphans(conn, lost, serialization.dumps(exception_to_dict(exc)),
-                                     ExceptionInfo(exc).traceback)
-        failed += sum(1 for _, ended, _ in redelivered if ended)
-    if requeued or failed:
-        logger.warning("Recovered tasks of lost workers: %d requeued, %d failed with "
-                       "WorkerLostError", requeued, failed)
-    return requeued, failed
 
 
 def backoff_cap(lease: float) -> float:
@@ -105,10 +37,35 @@ def backoff_cap(lease: float) -> float:
     return max(0.2, min(5.0, lease / 5))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the maintenance thread needs of its worker that does not change."""
+
+    using: str  # the database alias to connect to
+    hostname: str
+    lease: float  # seconds (worker_lease)
+    interval: float  # seconds between heartbeats (worker_heartbeat_interval)
+    events: EventDispatcher | None  # sends worker-heartbeat events (thread-safe)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Status:
+    """What one heartbeat stores: the worker's figures when it was taken."""
+
+    worker_id: int  # the lease the heartbeat renews
+    processed: int
+    failed: int
+    active: int  # tasks running now
+    counters: dict[str, Any]  # Tally.to_json()
+
+
 class Maintenance(threading.Thread):
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, snapshot: Snapshot, report: Callable[[], Status],
+                 lease_lost: Callable[[int], None]) -> None:
         super().__init__(name="djq-maintenance", daemon=True)
-        self.worker = worker
+        self.snapshot = snapshot
+        self.report = report  # called from this thread: must only read
+        self.lease_lost = lease_lost  # called from this thread: must be thread-safe
         self.stopped = threading.Event()
         self.conn: psycopg.Connection[Any] | None = None
 
@@ -117,8 +74,8 @@ class Maintenance(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        interval = float(conf.worker_heartbeat_interval)
-        lease = float(conf.worker_lease)
+        interval = self.snapshot.interval
+        lease = self.snapshot.lease
         next_recover = 0.0
         next_prune = time.monotonic() + 5.0
         backoff = 0.2
@@ -126,7 +83,7 @@ class Maintenance(threading.Thread):
         while not self.stopped.is_set():
             try:
                 if self.conn is None or self.conn.closed:
-                    self.conn = open_connection(self.worker.using,
+                    self.conn = open_connection(self.snapshot.using,
                                                 application_name="djq maintenance")
                     connected_at = time.monotonic()
                 self._heartbeat()
@@ -154,18 +111,16 @@ class Maintenance(threading.Thread):
         self._drop_connection()
 
     def _heartbeat(self) -> None:
-        w = self.worker
-        pool = w.pool
-        active = len(pool.running()) if pool is not None else 0
-        alive = broker.heartbeat(self.conn, w.worker_id, w.processed, w.failed, active,
-                                 loadavg(), w.tally.to_json())
-        if w.events is not None:
-            w.events.worker_event(self.conn, "worker-heartbeat", w)
+        status = self.report()
+        alive = broker.heartbeat(self.conn, status.worker_id, status.processed,
+                                 status.failed, status.active, loadavg(), status.counters)
+        if self.snapshot.events is not None:
+            self.snapshot.events.worker_event(self.conn, "worker-heartbeat", status)
         if not alive:
             # Others declared us dead and recovered our rows. The main loop stops
             # claiming and starts afresh under a new id (its next cycle would find out
             # too; this tells it sooner).
-            w.lease_lost(w.worker_id)
+            self.lease_lost(status.worker_id)
 
     def _prune(self) -> None:
         expires, failed = result_ages()

@@ -12,6 +12,10 @@ started and collects what each produced.
 
 In ``threads`` and ``solo``, time limits and ``revoke(terminate=True)`` raise inside the
 task's thread (:mod:`djq.interrupts`).
+
+A prefork pool carries the consumer's :class:`Extras` between the worker and its
+processes (events' clocks and buffered events) without reading them: what a process
+sends back with an outcome reaches the consumer as :attr:`Finished.extras`.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from django.db import close_old_connections, connections
 
 from .. import broker, interrupts, signals, trace
 from ..db import open_connection
-from ..events import dispatcher as events
 from ..exceptions import SoftTimeLimitExceeded
 from ..trace import execute, failed_outcome
+from .timeouts import SOFT_SIGNAL
 
 logger = logging.getLogger("djq.worker")
 
@@ -47,6 +51,21 @@ class Finished:
     task_id: str
     outcomes: list[broker.Outcome]
     lost: str | None = None  # set when the process running it died
+    extras: Any = None  # what its process sent back with the outcomes (Extras.extras)
+
+
+class Extras(Protocol):
+    """The consumer's own data that travels with each task to a prefork pool process
+    and back, as JSON values the pool carries unread."""
+
+    def stamp(self, row: dict[str, Any]) -> None:
+        """In the worker: add to ``row`` what goes with it to its process."""
+
+    def received(self, row: dict[str, Any]) -> None:
+        """In the pool process: take what came with ``row``."""
+
+    def extras(self) -> Any:
+        """In the pool process, after the task: what goes back with its outcomes."""
 
 
 class Pool(Protocol):
@@ -265,7 +284,8 @@ def rss_kib() -> int:
 
 
 def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
-                inherited: list[Connection], max_memory: int | None = None) -> None:
+                inherited: list[Connection], max_memory: int | None = None,
+                extras: Extras | None = None) -> None:
     """A pool process: run one task at a time until told to stop."""
     # Close the parent's ends of every pool pipe we inherited through fork, so that when
     # the parent dies our pipe reads EOF and our writes fail, instead of talking to
@@ -275,7 +295,7 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-    signal.signal(signal.SIGUSR1, _soft_time_limit)
+    signal.signal(SOFT_SIGNAL, _soft_time_limit)
     # Django connections inherited from the parent are the parent's: forget them
     # without closing (psycopg never closes a connection from another pid).
     for alias in connections:
@@ -297,7 +317,8 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
                     break
                 if not go:
                     continue
-            events.from_parent(row)
+            if extras is not None:
+                extras.received(row)
             outcomes = _run(row, hostname)
             done += 1
             retire = max_tasks is not None and done >= max_tasks
@@ -312,7 +333,7 @@ def _child_main(conn: Connection, hostname: str, max_tasks: int | None,
             try:
                 conn.send_bytes(json.dumps(
                     [row["id"], [outcome_to_json(o) for o in outcomes], retire,
-                     *events.to_parent()]).encode())
+                     None if extras is None else extras.extras()]).encode())
             except OSError:
                 _write_orphaned(outcomes, row.get("worker_id"))
                 break
@@ -339,8 +360,10 @@ class PreforkPool:
     holds = True
 
     def __init__(self, hostname: str, concurrency: int, max_tasks_per_child: int | None = None,
-                 max_memory_per_child: int | None = None, **kwargs: Any) -> None:
+                 max_memory_per_child: int | None = None, extras: Extras | None = None,
+                 **kwargs: Any) -> None:
         self.max_memory_per_child = max_memory_per_child
+        self.extras = extras
         self.hostname = hostname
         self.concurrency = concurrency
         self.max_tasks_per_child = max_tasks_per_child
@@ -361,7 +384,7 @@ class PreforkPool:
         process = self.ctx.Process(
             target=_child_main,
             args=(child_conn, self.hostname, self.max_tasks_per_child, inherited,
-                  self.max_memory_per_child),
+                  self.max_memory_per_child, self.extras),
             name="djq-pool", daemon=True,
         )
         process.start()
@@ -376,7 +399,8 @@ class PreforkPool:
             if child.task_id is None and not child.retiring:
                 child.task_id = row["id"]
                 child.started = time.monotonic()
-                events.to_child(row)
+                if self.extras is not None:
+                    self.extras.stamp(row)
                 if hold:
                     row = {**row, "hold": True}
                 try:
@@ -417,9 +441,9 @@ class PreforkPool:
         for i, child in enumerate(list(self.children)):
             try:
                 while child.conn.poll():
-                    task_id, outcomes, retire, *extra = json.loads(child.conn.recv_bytes())
-                    events.from_child(extra)
-                    finished.append(Finished(task_id, [outcome_from_json(o) for o in outcomes]))
+                    task_id, outcomes, retire, extras = json.loads(child.conn.recv_bytes())
+                    finished.append(Finished(task_id, [outcome_from_json(o) for o in outcomes],
+                                             extras=extras))
                     child.task_id = None
                     child.retiring = bool(retire)
             except (EOFError, OSError):
@@ -483,10 +507,12 @@ class PreforkPool:
 
 def make_pool(kind: str, hostname: str, concurrency: int,
               max_tasks_per_child: int | None,
-              max_memory_per_child: int | None = None) -> Pool:
+              max_memory_per_child: int | None = None, extras: Extras | None = None) -> Pool:
+    """A pool of ``kind``; ``extras`` travel with tasks to prefork processes (the other
+    pools run tasks in the worker's own process, where nothing needs to travel)."""
     if kind == "prefork":
         return PreforkPool(hostname, concurrency, max_tasks_per_child=max_tasks_per_child,
-                           max_memory_per_child=max_memory_per_child)
+                           max_memory_per_child=max_memory_per_child, extras=extras)
     if max_tasks_per_child is not None or max_memory_per_child is not None:
         raise ValueError(f"--max-tasks-per-child and --max-memory-per-child recycle pool "
                          f"processes: -P {kind} has none (use -P prefork)")

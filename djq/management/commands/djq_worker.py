@@ -9,9 +9,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djq.conf import conf
-from djq.task import registry
 from djq.utils.log import TaskFormatter
 from djq.worker import Worker
+from djq.worker.timeouts import warn_time_limits
 
 
 def configure_logging(level: str) -> None:
@@ -26,25 +26,6 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(TaskFormatter())
         log.addHandler(handler)
         log.propagate = False
-
-
-def warn_time_limits(pool: str, queues: list[str]) -> None:
-    """The threads and solo pools raise time limits inside the task's thread, which a
-    task blocked in C code does not see: say so once, naming the limited tasks."""
-    limited = sorted(
-        t.name for t in registry.values()
-        if (t.time_limit is not None or t.soft_time_limit is not None)
-        and (t.queue or conf.task_default_queue) in queues
-    )
-    if conf.task_time_limit is not None or conf.task_soft_time_limit is not None:
-        limited.insert(0, "every task (task_time_limit/task_soft_time_limit settings)")
-    if limited:
-        logging.getLogger("djq.worker").warning(
-            "-P %s enforces time limits and revoke(terminate=True) by raising "
-            "SoftTimeLimitExceeded, TimeLimitExceeded or TaskRevokedError inside the "
-            "task's thread: a task blocked in C code (a system call, a C extension) cannot "
-            "be interrupted until it returns to Python. Tasks with time limits: %s",
-            pool, ", ".join(limited))
 
 
 class Command(BaseCommand):
