@@ -10,7 +10,11 @@ handed back; a worker that dies is recovered by the others through its lease.
 starts are handed to their processes *before* its transaction commits, on hold, and are
 released to run once it has: a worker killed before the commit leaves them waiting (the
 transaction rolls back, and the processes drop them), one killed after it leaves them
-with processes that see the commit and run them, writing the outcome themselves.
+with processes that see the commit and run them, writing the outcome themselves. Rows
+already claimed (the buffer, the usual case under a backlog) are handed over before the
+round trip, which is then one autocommitted statement; rows claimed and started in the
+same round trip are handed over inside its transaction (BEGIN and the statement in one
+pipeline, then COMMIT).
 
 The lease: every round trip checks that this worker has not been declared dead. One that
 was (cut off from the database longer than ``worker_lease``) claims nothing more under
@@ -413,7 +417,7 @@ class Worker:
 
     def _cycle(self) -> None:
         """Write outcomes, start buffered rows in free pool slots and claim more, all in
-        one transaction; the started rows reach the pool as it commits."""
+        one transaction; the started rows run once it has committed."""
         assert self.pool is not None and self.conn is not None
         self._redeliver()
         while True:
@@ -425,38 +429,46 @@ class Worker:
                       else self.events.take_notifications(alone=not busy))
             if not (busy or notify):
                 return
-            # Prefork: rows started here are handed over on hold inside the transaction,
-            # and released to run once it has committed (see the module's docstring).
+            # Prefork: started rows reach their processes on hold, and run only once their
+            # start has committed (see the module's docstring). Under a backlog every row
+            # started comes from the buffer: those are handed over before the statement
+            # that starts them, which then commits by itself, in one round trip. Rows
+            # claimed and started at once are handed over inside the transaction instead.
             hold = self.pool.holds and bool(to_start or claim_start)
+            early = hold and not claim_start  # handed over before the statement
+            inside = hold and not early  # handed over inside its transaction
             handed: list[str] = []
             failed: list[broker.Outcome] = []
             try:
+                if early:
+                    self._hand_over(to_start, handed, failed)
                 started, claimed = broker.cycle(
                     self.conn, self.worker_id, self.hostname, self.unwritten,
                     [c.id for c in to_start], self.claims.order(), claim_limit,
-                    claim_start, self.tracking, self.lease, notify, hold=hold,
+                    claim_start, self.tracking, self.lease, notify, hold=inside,
                 )
-                try:
-                    if claim_limit:  # received before started (the events' order)
-                        self._received(claimed)
-                    to_run = self._to_run(to_start, started, claimed) if hold else []
-                    if to_run:
-                        failpoints.hit(failpoints.BEFORE_HANDOVER)
-                        for row in to_run:
-                            self._submit(row, handed, failed, hold=True)
-                        failpoints.hit(failpoints.BEFORE_COMMIT)
-                except BaseException:
-                    if hold:
+                if early:  # a row revoked meanwhile was not started: its process drops it
+                    dropped = [str(r.id) for r in to_start if r.id not in started]
+                    self._withdraw([t for t in dropped if t in handed])
+                    handed = [t for t in handed if t not in dropped]
+                elif inside:
+                    try:
+                        if claim_limit:  # received before started (the events' order)
+                            self._received(claimed)
+                        self._hand_over(self._to_run(to_start, started, claimed), handed,
+                                        failed)
+                    except BaseException:
                         broker.rollback(self.conn)
-                    raise
-                if hold:
+                        raise
                     broker.commit(self.conn)
             except BaseException:
-                # Rolled back (or not known to have committed): the held rows must not
+                # Not started, or not known to have committed: the held rows must not
                 # run. Rows that did commit as started are handed back by _reconnect.
                 self._withdraw(handed)
                 self.buffer.extendleft(reversed(to_start))  # still only claimed
                 raise
+            if claim_limit and not inside:
+                self._received(claimed)
             self.unwritten = failed
             if hold:
                 if handed:
@@ -483,6 +495,15 @@ class Worker:
         return ([row for row in to_start if row.id in started]
                 + [row for row in claimed if row.started])
 
+    def _hand_over(self, rows: list[broker.Claimed], handed: list[str],
+                   failed: list[broker.Outcome]) -> None:
+        """Give ``rows`` to the pool on hold: they run once released."""
+        if rows:
+            failpoints.hit(failpoints.BEFORE_HANDOVER)
+            for row in rows:
+                self._submit(row, handed, failed, hold=True)
+            failpoints.hit(failpoints.BEFORE_COMMIT)
+
     def _withdraw(self, task_ids: list[str]) -> None:
         """Take back rows handed over on hold whose start did not commit."""
         if not task_ids or self.pool is None:
@@ -491,6 +512,7 @@ class Worker:
         for task_id in task_ids:
             self.inflight.pop(task_id, None)
             self.limits.disarm(task_id)
+            self.tally.forget(task_id)
 
     def _received(self, claimed: list[broker.Claimed]) -> None:
         for row in claimed:

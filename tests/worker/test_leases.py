@@ -210,6 +210,36 @@ def test_main_process_killed_while_handing_a_task_over_runs_it_exactly_once(
     assert "WorkerLostError" not in (Task.objects.get(id=result.id).result or "")
 
 
+@pytest.mark.parametrize("failpoint, committed", [
+    ("before-handover@2", False),  # claimed, no process has it yet
+    ("before-commit@2", False),  # its process holds it; the statement never ran
+    ("before-go@2", True),  # started (one statement, committed), held, not released
+])
+def test_main_process_killed_handing_over_a_buffered_task_runs_it_exactly_once(
+        start_worker, tmp_path, failpoint, committed):
+    """The second hand-over is of a row claimed earlier (the buffer): it goes to its
+    process before the statement that starts it."""
+    path = tmp_path / "runs"
+    first = count_run.delay(str(path), "first", 0.5)
+    buffered = count_run.delay(str(path), "buffered", 0.0)
+    doomed = start_worker("-c", "1", "-n", "doomed@test", env={"DJQ_FAILPOINTS": failpoint})
+    wait_for(lambda: doomed.proc.poll() is not None, message="the worker to kill itself")
+    assert doomed.proc.returncode == -signal.SIGKILL
+    assert runs(path)["first"] == 1  # the first hand-over went through
+    if not committed:
+        assert runs(path)["buffered"] == 0
+    start_worker("-c", "1", "-n", "next@test")
+    assert buffered.get(timeout=40) == "buffered"
+    assert runs(path)["buffered"] == 1
+    wait_for(lambda: Task.objects.get(id=first.id).state in states.READY_STATES,
+             timeout=40, message="the first task to end")
+    assert runs(path)["first"] == 1
+    # Its outcome went with the worker unless the statement that started the second
+    # one (and wrote it) committed.
+    assert Task.objects.get(id=first.id).state == (
+        states.SUCCESS if committed else states.FAILURE)
+
+
 def test_rows_of_a_worker_without_a_row_are_recovered(start_worker, tmp_path):
     from django.db import connection
 
