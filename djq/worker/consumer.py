@@ -56,7 +56,7 @@ from ..exceptions import (
     WorkerLostError,
 )
 from ..task import Context, registry
-from ..trace import claimed_to_dict
+from ..trace import call_errbacks, claimed_to_dict, request_from_row
 from . import failpoints
 from .claims import Claims
 from .maintenance import Maintenance, Snapshot, Status, backoff_cap, loadavg
@@ -653,7 +653,9 @@ class Worker:
         task_id = uuid.UUID(f.task_id)
         name = claimed.name if claimed is not None else None
         if limit is not None:
-            return error_outcome(task_id, TimeLimitExceeded(f"TimeLimitExceeded({limit:g})"))
+            exceeded = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
+            self._errbacks(claimed, exceeded)
+            return error_outcome(task_id, exceeded)
         if signum is not None:
             signals.send(signals.task_revoked, sender=registry.get(name or ""),
                          request=Context(id=f.task_id, task=name, called_directly=False,
@@ -668,7 +670,22 @@ class Worker:
                            name, f.task_id, f.lost, why)
             self.redeliveries.append((task_id, max_deliveries(name)))
             return None
-        return error_outcome(task_id, WorkerLostError(f.lost or "Worker exited prematurely."))
+        lost = WorkerLostError(f.lost or "Worker exited prematurely.")
+        self._errbacks(claimed, lost)
+        return error_outcome(task_id, lost)
+
+    def _errbacks(self, claimed: broker.Claimed | None, exc: BaseException) -> None:
+        """As Celery's worker does for a task whose process died (hard time limit, lost
+        process): call its errbacks here, in the main process."""
+        if claimed is None or '"link_error"' not in claimed.options:
+            return
+        try:
+            request = request_from_row(claimed_to_dict(claimed), self.hostname)
+        except DjqError:  # undecodable options: the task fails alone, without errbacks
+            logger.exception("Task %s[%s]: cannot read its errbacks", claimed.name,
+                             claimed.id)
+            return
+        call_errbacks(request, exc, None)
 
     # -- shutdown ----------------------------------------------------------------------
     def _shutdown(self) -> None:

@@ -12,8 +12,11 @@ from tests.testapp.models import SideEffect
 from tests.testapp.tasks import (
     add,
     busy,
+    errback_one,
+    errback_three,
     hard_limited_busy,
     hard_limited_task,
+    kill_self,
     sleep,
     soft_limited_busy,
     soft_limited_task,
@@ -103,3 +106,21 @@ def test_revoke_terminate_ends_the_task_in_its_thread_as_revoked(start_worker, p
     assert not SideEffect.objects.filter(key="terminated", value="end").exists()
     assert add.delay(2, 2).get(timeout=20) == 4
     assert worker.proc.poll() is None
+
+
+@pytest.mark.parametrize("task, error", [
+    (hard_limited_task.s(5), "TimeLimitExceeded"),  # killed for its hard limit
+    (kill_self.s(), "WorkerLostError"),  # its process died
+])
+def test_a_task_whose_process_dies_has_its_errbacks_called_as_in_celery(worker, task, error):
+    result = task.apply_async(link_error=[errback_one.s(), errback_three.s()])
+    with pytest.raises(Exception):
+        result.get(timeout=30)
+    assert result.state == states.FAILURE
+    assert error in repr(result.result)
+    # Old style: sent as a task with the failed task's id; new style: called in the
+    # worker with (request, exc, traceback).
+    wait_for(lambda: SideEffect.objects.filter(key="errback_one").exists(), timeout=20,
+             message="the old-style errback")
+    assert SideEffect.objects.get(key="errback_one").value == result.id
+    assert SideEffect.objects.get(key="errback_three").value == f"{result.id}|{error}"
